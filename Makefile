@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# nsdev: out-of-tree Rust kernel modules that let user namespaces use loop
+# devices and device nodes safely. See README.md.
+#
+#   make demo        build, boot the test kernel in a VM, show the scenario
+#   make check       build, boot the test kernel in a VM, run all kselftests
+#   make modules     build the modules against the kernel tree
+#   make lint        clippy, rustfmt and checkpatch
+#   make rust-analyzer   write rust-project.json for the module crates
+#
+# KDIR=<tree> uses your own Rust-enabled kernel tree instead of the cached
+# one; FLAVOUR=debug builds and boots the KASAN/lockdep/kmemleak kernel.
+
+FLAVOUR ?= normal
+LLVM ?= 1
+NSDEV_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nsdev
+export FLAVOUR NSDEV_CACHE
+
+S := $(CURDIR)/scripts
+BUILD := $(CURDIR)/build
+
+# In recipes, "$$kdir" is the kernel tree: KDIR if given, else the cached
+# tree for FLAVOUR (built on first use).
+set_kdir = kdir=$(if $(KDIR),$(abspath $(KDIR)),$$($(S)/kernel.sh $(FLAVOUR))) || exit 1
+
+KMAKE = $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=$(LLVM) \
+	RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt \
+	CLIPPY_DRIVER=/usr/bin/clippy-driver \
+	BINDGEN=$(NSDEV_CACHE)/tools/bin/bindgen
+
+all: modules selftests
+
+setup:
+	@$(S)/setup.sh
+
+kernel: setup
+	@$(set_kdir); echo "nsdev: kernel tree $$kdir"
+
+modules: kernel
+	@$(set_kdir); $(KMAKE) modules
+
+selftests: kernel
+	@$(set_kdir); $(MAKE) -s -C selftests KDIR="$$kdir" OUTPUT=$(BUILD)/selftests
+
+check: modules selftests
+	@$(set_kdir); $(S)/vm.sh "$$kdir" check
+
+demo: modules
+	@$(set_kdir); $(S)/vm.sh "$$kdir" demo
+
+lint: kernel
+	@$(set_kdir); $(S)/lint.sh "$$kdir" $(KMAKE)
+
+rust-analyzer: kernel
+	@$(set_kdir); $(KMAKE) rust-analyzer
+
+clean:
+	@if [ -n "$(KDIR)" ] || ls -d $(NSDEV_CACHE)/linux-$(FLAVOUR)-* >/dev/null 2>&1; then \
+		$(set_kdir); $(KMAKE) clean; fi
+	rm -rf $(BUILD) rust-project.json
+
+# Removes every cached kernel tree and tool of this user.
+distclean: clean
+	rm -rf $(NSDEV_CACHE)
+
+.PHONY: all setup kernel modules selftests check demo lint rust-analyzer clean distclean

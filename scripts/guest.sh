@@ -1,0 +1,66 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test guest as root: scripts/guest.sh MODE OUTDIR KDIR.
+# Loads the modules built in the checkout, then runs the kselftests (check)
+# or the sample scenario (demo), leaving results in OUTDIR for vm.sh.
+set -u
+
+mode=$1
+out=$2
+kdir=$3
+root=$(cd "$(dirname "$0")/.." && pwd)
+export LOOPFS_KO="$root/rust/loopfs.ko"
+
+exec >"$out/output.txt" 2>&1
+
+# The kselftest binaries may live in the checkout on the read-only host root.
+mkdir -p /tmp
+mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup 2>/dev/null
+if [ -d /sys/kernel/debug ] && ! mountpoint -q /sys/kernel/debug; then
+	mount -t debugfs none /sys/kernel/debug 2>/dev/null
+fi
+
+mkdir -p "$out/tap"
+# Module load and unload are results of their own (TAP in nsdev_modules.tap).
+modtap() {
+	if "$@"; then
+		echo "ok $((++modn)) $*"
+	else
+		echo "not ok $((++modn)) $*"
+		rc=1
+	fi >>"$out/tap/nsdev_modules.tap"
+}
+modn=0
+rc=0
+modtap insmod "$LOOPFS_KO"
+
+case "$mode" in
+check)
+	for t in "$root"/build/selftests/*/*_test; do
+		name=$(basename "$t")
+		echo "# running $name"
+		timeout 600 "$t" >"$out/tap/$name.tap" 2>&1
+		echo $? >"$out/tap/$name.rc"
+	done
+	;;
+demo)
+	"$root/samples/demo.sh" || rc=1
+	;;
+*)
+	echo "unknown mode $mode"
+	rc=1
+	;;
+esac
+
+# Nothing may hold the module once everything is torn down.
+modtap rmmod loopfs
+echo "1..$modn" >>"$out/tap/nsdev_modules.tap"
+echo 0 >"$out/tap/nsdev_modules.rc"
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$out/kmemleak.txt"
+	[ -s "$out/kmemleak.txt" ] && cat "$out/kmemleak.txt" >>/dev/kmsg
+fi
+dmesg >"$out/dmesg.txt"
+echo $rc >"$out/status"

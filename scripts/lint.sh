@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Lints the tree: the kernel's CLIPPY=1 build of the modules (any warning
+# fails), rustfmt in the kernel's style, checkpatch on patches/ and the C.
+#
+#   scripts/lint.sh KDIR MAKE-COMMAND-FOR-THE-MODULES...
+set -uo pipefail
+
+. "$(dirname "$0")/lib.sh"
+
+kdir=$1
+shift
+cd "$NSDEV_ROOT"
+mkdir -p build
+bad=0
+
+echo "== clippy"
+"$@" CLIPPY=1 modules >build/clippy.log 2>&1 || bad=1
+if grep -E 'warning|error' build/clippy.log; then
+	bad=1
+fi
+
+echo "== rustfmt"
+/usr/bin/rustfmt --check --edition=2021 --config-path="$kdir/.rustfmt.toml" rust/*.rs || bad=1
+
+echo "== checkpatch"
+checkpatch=("$kdir/scripts/checkpatch.pl" --no-tree --quiet --strict)
+shopt -s nullglob
+patches=(patches/*.patch)
+if [ ${#patches[@]} -gt 0 ]; then
+	"${checkpatch[@]}" "${patches[@]}" || bad=1
+fi
+"${checkpatch[@]}" --ignore FILE_PATH_CHANGES,CAMELCASE -f rust/*.c rust/*.h || bad=1
+
+if [ $bad = 0 ]; then
+	echo "lint: clean"
+else
+	echo "lint: problems found (see above)"
+fi
+exit $bad

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the test kernel under virtme-ng and run scripts/guest.sh MODE in it.
+#
+#   scripts/vm.sh KDIR check|demo
+#
+# The guest writes its results into a shared read-write directory; this
+# script judges the run from those files, never from vng's exit status. Any
+# oops, BUG, WARNING, KASAN or lockdep report in the guest's kernel log fails
+# the run. VM_TIMEOUT (seconds) bounds the whole boot; KVM=1 tries hardware
+# acceleration after probing that it really boots, TCG otherwise.
+set -euo pipefail
+
+. "$(dirname "$0")/lib.sh"
+
+kdir=$1
+mode=$2
+image="$kdir/arch/x86/boot/bzImage"
+[ -f "$image" ] || die "no bzImage in $kdir"
+out="$NSDEV_ROOT/build/vm-$mode"
+rm -rf "$out"
+mkdir -p "$out"
+
+memory=2G
+[ "${FLAVOUR:-normal}" = debug ] && memory=4G
+timeout_s=${VM_TIMEOUT:-2400}
+
+# boot OUTDIR TIMEOUT ACCEL-ARGS... -- GUEST-COMMAND
+boot() {
+	local dir=$1 secs=$2
+	shift 2
+	local args=()
+	while [ "$1" != -- ]; do
+		args+=("$1")
+		shift
+	done
+	shift
+	timeout -k 10 "$secs" vng --run "$image" "${args[@]}" \
+		--cpus 2 --memory "$memory" --rwdir "$dir" --cwd "$NSDEV_ROOT" \
+		--verbose --exec "$*" </dev/null >"$dir/console.log" 2>&1 || true
+}
+
+accel=(--disable-kvm)
+if [ "${KVM:-0}" = 1 ]; then
+	probe="$NSDEV_ROOT/build/vm-kvm-probe"
+	rm -rf "$probe"
+	mkdir -p "$probe"
+	boot "$probe" 60 -- "echo ok > $probe/ok"
+	if [ -f "$probe/ok" ]; then
+		accel=()
+		log "KVM works here: using it"
+	else
+		log "KVM requested but a guest does not boot with it: using TCG"
+	fi
+fi
+
+log "booting $(basename "$kdir") ($mode, ${accel[*]:-kvm}, timeout ${timeout_s}s)"
+start=$(date +%s)
+boot "$out" "$timeout_s" "${accel[@]}" -- \
+	"$NSDEV_ROOT/scripts/guest.sh $mode $out $kdir"
+log "guest ran for $(($(date +%s) - start))s"
+
+[ -f "$out/output.txt" ] && cat "$out/output.txt"
+
+status=0
+if [ ! -f "$out/status" ]; then
+	log "the guest did not finish (crash or timeout); end of its console:"
+	tail -n 60 "$out/console.log" >&2
+	status=1
+fi
+
+# The kernel log as the console saw it, plus dmesg as the guest saved it.
+pattern='Oops|BUG:|WARNING:|KASAN|kmemleak: [0-9]+ new suspected|unreferenced object|possible recursive locking|possible circular locking|inconsistent lock state|lockdep|Call Trace|Kernel panic|general protection fault|UBSAN'
+if grep -aEq "$pattern" "$out/console.log" "$out"/dmesg.txt 2>/dev/null; then
+	log "the guest kernel log has errors:"
+	grep -aE -A 25 "$pattern" "$out"/dmesg.txt 2>/dev/null | head -n 120 >&2 ||
+		grep -aE -A 25 "$pattern" "$out/console.log" | head -n 120 >&2
+	klog=fail
+else
+	klog=ok
+fi
+
+case "$mode" in
+check)
+	"$NSDEV_ROOT/scripts/tap-summary.sh" "$out/tap" "$klog" || status=1
+	;;
+*)
+	if [ "$klog" != ok ] || [ "$(cat "$out/status" 2>/dev/null)" != 0 ]; then
+		status=1
+	fi
+	;;
+esac
+exit $status
