@@ -17,18 +17,18 @@
 
 #include "loopfs.h"
 
-#define LOOPFS_SUPER_MAGIC 0x6c6f6f70 /* "loop" */
+#define LOOPFS_SUPER_MAGIC 0x6c706673 /* "lpfs" */
 
 struct loopfs_fs_context {
 	u32 max;	/* 0: not given */
 };
 
 enum loopfs_param {
-	Opt_max,
+	OPT_MAX,
 };
 
 static const struct fs_parameter_spec loopfs_fs_parameters[] = {
-	fsparam_u32("max", Opt_max),
+	fsparam_u32("max", OPT_MAX),
 	{}
 };
 
@@ -44,7 +44,7 @@ static int loopfs_fs_context_parse_param(struct fs_context *fc,
 		return opt;
 
 	switch (opt) {
-	case Opt_max:
+	case OPT_MAX:
 		if (!rust_loopfs_max_valid(result.uint_32))
 			return invalfc(fc, "Bad value for '%s'", param->key);
 		ctx->max = result.uint_32;
@@ -140,9 +140,12 @@ static const struct fs_context_operations loopfs_fs_context_ops = {
 
 static int loopfs_init_fs_context(struct fs_context *fc)
 {
-	fc->fs_private = kzalloc(sizeof(struct loopfs_fs_context), GFP_KERNEL);
-	if (!fc->fs_private)
+	struct loopfs_fs_context *ctx;
+
+	ctx = kzalloc(sizeof(*ctx), GFP_KERNEL);
+	if (!ctx)
 		return -ENOMEM;
+	fc->fs_private = ctx;
 	fc->ops = &loopfs_fs_context_ops;
 	return 0;
 }

@@ -8,8 +8,13 @@
 //! `loopfs_fs.c`; the instances and their policy are here.
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use kernel::{error::to_result, ffi::c_void, prelude::*, sync::{Arc, ArcBorrow},
-    types::ForeignOwnable};
+use kernel::{
+    error::to_result,
+    ffi::c_void,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+    types::ForeignOwnable,
+};
 
 module! {
     type: LoopfsModule,

@@ -25,7 +25,7 @@ run cat /proc/self/uid_map
 run mount -t loop -o max=4 loop "$mnt"
 run findmnt -n -o TARGET,FSTYPE,OPTIONS "$mnt"
 run ls -la "$mnt"
-run stat -f -c "type %T (magic 0x%t)" "$mnt"
+run stat -f "$mnt"
 run umount "$mnt"
 ' sh "$mnt"
 

@@ -12,6 +12,10 @@ kdir=$3
 root=$(cd "$(dirname "$0")/.." && pwd)
 export LOOPFS_KO="$root/rust/loopfs.ko"
 
+# NSDEV_TESTS: programs to run (default all); NSDEV_TEST_ARGS: harness
+# arguments for them, e.g. "-t mount".
+. "$out/env"
+
 exec >"$out/output.txt" 2>&1
 
 # The kselftest binaries may live in the checkout on the read-only host root.
@@ -39,8 +43,12 @@ case "$mode" in
 check)
 	for t in "$root"/build/selftests/*/*_test; do
 		name=$(basename "$t")
+		if [ -n "$NSDEV_TESTS" ] && ! [[ " $NSDEV_TESTS " == *" $name "* ]]; then
+			continue
+		fi
 		echo "# running $name"
-		timeout 600 "$t" >"$out/tap/$name.tap" 2>&1
+		# shellcheck disable=SC2086 # harness arguments, split on purpose
+		timeout 600 "$t" $NSDEV_TEST_ARGS >"$out/tap/$name.tap" 2>&1
 		echo $? >"$out/tap/$name.rc"
 	done
 	;;

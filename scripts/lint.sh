@@ -22,7 +22,8 @@ if grep -E 'warning|error' build/clippy.log; then
 fi
 
 echo "== rustfmt"
-/usr/bin/rustfmt --check --edition=2021 --config-path="$kdir/.rustfmt.toml" rust/*.rs || bad=1
+mapfile -t rssrc < <(git ls-files 'rust/*.rs')
+/usr/bin/rustfmt --check --edition=2021 --config-path="$kdir/.rustfmt.toml" "${rssrc[@]}" || bad=1
 
 echo "== checkpatch"
 checkpatch=("$kdir/scripts/checkpatch.pl" --no-tree --quiet --strict)
@@ -31,7 +32,11 @@ patches=(patches/*.patch)
 if [ ${#patches[@]} -gt 0 ]; then
 	"${checkpatch[@]}" "${patches[@]}" || bad=1
 fi
-"${checkpatch[@]}" --ignore FILE_PATH_CHANGES,CAMELCASE -f rust/*.c rust/*.h || bad=1
+# The C shims and the tests; not the files kbuild generates (*.mod.c).
+mapfile -t csrc < <(git ls-files 'rust/*.[ch]' 'selftests/*.[ch]' 'samples/*.[ch]')
+if [ ${#csrc[@]} -gt 0 ]; then
+	"${checkpatch[@]}" --ignore FILE_PATH_CHANGES -f "${csrc[@]}" || bad=1
+fi
 
 if [ $bad = 0 ]; then
 	echo "lint: clean"

@@ -55,6 +55,12 @@ if [ "${KVM:-0}" = 1 ]; then
 	fi
 fi
 
+# What the guest needs to know beyond its arguments.
+{
+	printf 'NSDEV_TESTS=%q\n' "${TESTS:-}"
+	printf 'NSDEV_TEST_ARGS=%q\n' "${TEST_ARGS:-}"
+} >"$out/env"
+
 log "booting $(basename "$kdir") ($mode, ${accel[*]:-kvm}, timeout ${timeout_s}s)"
 start=$(date +%s)
 boot "$out" "$timeout_s" "${accel[@]}" -- \

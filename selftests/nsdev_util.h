@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -81,6 +82,9 @@ static inline int nsdev_become_userns_root(void)
 {
 	if (setgroups(0, NULL) || setresgid(NSDEV_GID, NSDEV_GID, NSDEV_GID) ||
 	    setresuid(NSDEV_UID, NSDEV_UID, NSDEV_UID))
+		return -1;
+	/* Changing credentials made us non-dumpable: /proc/self is root's. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
 		return -1;
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNS))
 		return -1;
