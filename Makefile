@@ -16,6 +16,8 @@ FLAVOUR ?= normal
 LLVM ?= 1
 NSDEV_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nsdev
 export FLAVOUR NSDEV_CACHE
+# Read by scripts/vm.sh (see README.md).
+export CMD TESTS TEST_ARGS VM_TIMEOUT KVM
 
 S := $(CURDIR)/scripts
 BUILD := $(CURDIR)/build
@@ -49,6 +51,10 @@ check: modules selftests
 demo: modules
 	@$(set_kdir); $(S)/vm.sh "$$kdir" demo
 
+# make run CMD='...': one command in the guest, as root, modules loaded.
+run: modules selftests
+	@$(set_kdir); $(S)/vm.sh "$$kdir" run
+
 lint: kernel
 	@$(set_kdir); $(S)/lint.sh "$$kdir" $(KMAKE)
 
@@ -64,4 +70,4 @@ clean:
 distclean: clean
 	rm -rf $(NSDEV_CACHE)
 
-.PHONY: all setup kernel modules selftests check demo lint rust-analyzer clean distclean
+.PHONY: all setup kernel modules selftests check demo run lint rust-analyzer clean distclean

@@ -1,25 +1,96 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The boundary between loopfs's Rust logic (loopfs_main.rs) and its C
- * filesystem plumbing (loopfs_fs.c). An instance is a Rust Arc handed to C
- * as an opaque pointer: C owns that one reference from
- * rust_loopfs_instance_new() until it passes it to
- * rust_loopfs_instance_free(), and keeps it in sb->s_fs_info in between.
+ * plumbing (loopfs_fs.c: filesystem; loopfs_blk.c: block device).
+ *
+ * Ownership across it:
+ * - An instance is a Rust Arc handed to C as an opaque pointer. C owns that
+ *   one reference from rust_loopfs_instance_new() until it passes it to
+ *   rust_loopfs_instance_free(), and keeps it in sb->s_fs_info in between.
+ * - A device is a Rust Arc too. loopfs_disk_create() takes one reference
+ *   when it succeeds and gives it back through rust_loopfs_dev_put() when the
+ *   gendisk is freed; on failure the reference stays with the caller.
+ * - A struct gendisk returned by loopfs_disk_create() stays valid until
+ *   loopfs_disk_destroy(), which the Rust device calls exactly once.
  */
 #ifndef _NSDEV_LOOPFS_H
 #define _NSDEV_LOOPFS_H
 
+#include <linux/blkdev.h>
 #include <linux/types.h>
 
-/* C side, called by the Rust module init and exit. */
+struct block_device;
+struct file;
+struct gendisk;
+struct request;
+struct request_queue;
+struct super_block;
+struct user_namespace;
+
+/* loopfs_fs.c, called from Rust. */
 int loopfs_register_filesystem(void);
 void loopfs_unregister_filesystem(void);
+u32 loopfs_max_devices(void);
+int loopfs_fs_add_node(struct super_block *sb, const char *name, dev_t devt);
+void loopfs_fs_remove_node(struct super_block *sb, const char *name);
+void loopfs_put_user_ns(struct user_namespace *ns);
 
-/* Rust side. */
-void *rust_loopfs_instance_new(u32 max);
+/* loopfs_blk.c, called from Rust. */
+int loopfs_blk_init(void);
+void loopfs_blk_exit(void);
+struct gendisk *loopfs_disk_create(void *dev);
+void loopfs_disk_destroy(struct gendisk *disk);
+bool loopfs_is_loopfs_devt(dev_t devt);
+dev_t loopfs_disk_devt(struct gendisk *disk);
+struct request_queue *loopfs_disk_queue(struct gendisk *disk);
+int loopfs_disk_openers(struct gendisk *disk);
+int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
+			   u32 max_discard_sectors, u32 discard_granularity,
+			   bool write_cache);
+unsigned int loopfs_disk_block_size(struct gendisk *disk);
+void loopfs_disk_set_partscan(struct gendisk *disk, bool on);
+int loopfs_disk_rescan(struct gendisk *disk, bool locked);
+void loopfs_disk_uevent_change(struct gendisk *disk);
+void loopfs_rq_info(struct request *rq, u32 *op, u64 *pos, u32 *bytes,
+		    bool *nounmap);
+ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
+		     bool write, bool direct);
+void loopfs_rq_zero_from(struct request *rq, u32 done);
+struct file *loopfs_get_file(struct file *file);
+s64 loopfs_file_size(struct file *file);
+unsigned int loopfs_file_bdev_block_size(struct file *file);
+gfp_t loopfs_file_set_nofs(struct file *file);
+void loopfs_file_restore_gfp(struct file *file, gfp_t gfp);
+void loopfs_module_get(void);
+void loopfs_module_put(void);
+
+/* Rust: instances (sb->s_fs_info). */
+/* Takes over the reference on ns, also when it fails (NULL). */
+void *rust_loopfs_instance_new(struct super_block *sb,
+			       struct user_namespace *ns, u32 max);
+void rust_loopfs_instance_shutdown(void *instance);
 void rust_loopfs_instance_free(void *instance);
 bool rust_loopfs_max_valid(u32 max);
 void rust_loopfs_instance_set_max(void *instance, u32 max);
 u32 rust_loopfs_instance_max(void *instance);
+long rust_loopfs_ctl_ioctl(void *instance, unsigned int cmd, unsigned long arg);
+
+/* Rust: devices (the disk's private reference). */
+int rust_loopfs_dev_open(void *dev);
+void rust_loopfs_dev_last_close(void *dev);
+int rust_loopfs_dev_ioctl(void *dev, struct block_device *bdev,
+			  blk_mode_t mode, unsigned int cmd, unsigned long arg);
+int rust_loopfs_dev_do_request(void *dev, struct request *rq);
+void rust_loopfs_dev_put(void *dev);
+
+/* Rust: the values the sysfs loop/ attributes show. */
+struct loopfs_dev_info {
+	struct file *file;	/* a reference for the caller, or NULL */
+	u64 offset;
+	u64 sizelimit;
+	u32 flags;		/* LO_FLAGS_* */
+};
+
+void rust_loopfs_dev_info(void *dev, struct loopfs_dev_info *info);
 
 #endif /* _NSDEV_LOOPFS_H */

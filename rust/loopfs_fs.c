@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * loopfs filesystem plumbing: file_system_type, fs_context, superblock and
- * inodes. Everything loopfs decides is in loopfs_main.rs; this file only
- * does what the Rust bindings of Linux 6.12 cannot reach, following the
- * binderfs design (drivers/android/binderfs.c): every mount is a new
- * instance, user-namespace root may mount it.
+ * loopfs filesystem plumbing: file_system_type, fs_context, superblock,
+ * the loop-control node and the device nodes. Everything loopfs decides is
+ * in loopfs_main.rs; this file only does what the Rust bindings of Linux
+ * 6.12 cannot reach, following the binderfs design
+ * (drivers/android/binderfs.c): every mount is a new instance, user-namespace
+ * root may mount it, and the instance only ever holds its own nodes.
  */
 
 #include <linux/fs.h>
+#include <linux/fsnotify.h>
+#include <linux/namei.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
 #include <linux/module.h>
@@ -18,6 +21,116 @@
 #include "loopfs.h"
 
 #define LOOPFS_SUPER_MAGIC 0x6c706673 /* "lpfs" */
+
+static unsigned int max_devices = 256;
+module_param(max_devices, uint, 0644);
+MODULE_PARM_DESC(max_devices, "Most loop devices of all loopfs instances together");
+
+u32 loopfs_max_devices(void)
+{
+	return READ_ONCE(max_devices);
+}
+
+/* The device number loop-control nodes carry; no cdev is behind it. */
+static dev_t loopfs_ctl_devt;
+
+static long loopfs_ctl_ioctl(struct file *file, unsigned int cmd,
+			     unsigned long arg)
+{
+	return rust_loopfs_ctl_ioctl(file_inode(file)->i_sb->s_fs_info, cmd, arg);
+}
+
+static const struct file_operations loopfs_ctl_fops = {
+	.owner		= THIS_MODULE,
+	.open		= nonseekable_open,
+	.unlocked_ioctl	= loopfs_ctl_ioctl,
+	.compat_ioctl	= loopfs_ctl_ioctl,
+	.llseek		= noop_llseek,
+};
+
+void loopfs_put_user_ns(struct user_namespace *ns)
+{
+	put_user_ns(ns);
+}
+
+static struct inode *loopfs_new_inode(struct super_block *sb, umode_t mode)
+{
+	struct inode *inode = new_inode(sb);
+	kuid_t uid;
+	kgid_t gid;
+
+	if (!inode)
+		return NULL;
+	/* Everything in the instance belongs to root of the mounting userns. */
+	uid = make_kuid(sb->s_user_ns, 0);
+	gid = make_kgid(sb->s_user_ns, 0);
+	inode->i_uid = uid_valid(uid) ? uid : GLOBAL_ROOT_UID;
+	inode->i_gid = gid_valid(gid) ? gid : GLOBAL_ROOT_GID;
+	inode->i_ino = get_next_ino();
+	inode->i_mode = mode;
+	simple_inode_init_ts(inode);
+	return inode;
+}
+
+/*
+ * Creates the node name in the root of the instance: the loop-control
+ * character device when devt is 0, a block device node otherwise.
+ */
+static int loopfs_add_node(struct super_block *sb, const char *name,
+			   dev_t devt)
+{
+	struct dentry *root = sb->s_root, *dentry;
+	struct inode *inode;
+	int ret = 0;
+
+	inode = loopfs_new_inode(sb, 0);
+	if (!inode)
+		return -ENOMEM;
+	if (devt) {
+		init_special_inode(inode, S_IFBLK | 0600, devt);
+	} else {
+		init_special_inode(inode, S_IFCHR | 0600, loopfs_ctl_devt);
+		inode->i_fop = &loopfs_ctl_fops;
+	}
+
+	inode_lock(d_inode(root));
+	dentry = lookup_one_len(name, root, strlen(name));
+	if (IS_ERR(dentry)) {
+		ret = PTR_ERR(dentry);
+	} else if (d_really_is_positive(dentry)) {
+		dput(dentry);
+		ret = -EEXIST;
+	} else {
+		/* The lookup reference stays with the dentry until unlink. */
+		d_instantiate(dentry, inode);
+		fsnotify_create(d_inode(root), dentry);
+	}
+	inode_unlock(d_inode(root));
+	if (ret)
+		iput(inode);
+	return ret;
+}
+
+int loopfs_fs_add_node(struct super_block *sb, const char *name, dev_t devt)
+{
+	return devt ? loopfs_add_node(sb, name, devt) : -EINVAL;
+}
+
+void loopfs_fs_remove_node(struct super_block *sb, const char *name)
+{
+	struct dentry *root = sb->s_root, *dentry;
+
+	inode_lock(d_inode(root));
+	dentry = lookup_one_len(name, root, strlen(name));
+	if (!IS_ERR(dentry)) {
+		if (d_really_is_positive(dentry)) {
+			simple_unlink(d_inode(root), dentry);
+			d_delete(dentry);
+		}
+		dput(dentry);
+	}
+	inode_unlock(d_inode(root));
+}
 
 struct loopfs_fs_context {
 	u32 max;	/* 0: not given */
@@ -73,35 +186,29 @@ static int loopfs_fill_super(struct super_block *sb, struct fs_context *fc)
 {
 	struct loopfs_fs_context *ctx = fc->fs_private;
 	struct inode *root;
-	kuid_t uid;
-	kgid_t gid;
 
 	sb->s_blocksize = PAGE_SIZE;
 	sb->s_blocksize_bits = PAGE_SHIFT;
 	sb->s_magic = LOOPFS_SUPER_MAGIC;
 	sb->s_op = &loopfs_super_ops;
 	sb->s_time_gran = 1;
+	/*
+	 * Device nodes of an instance mounted in a user namespace must be
+	 * usable there, as in binderfs. This is safe: nobody but loopfs creates
+	 * nodes in the instance, and it only creates its own loop-control and
+	 * the loop devices of this instance. MNT_NODEV still applies.
+	 */
+	sb->s_iflags &= ~SB_I_NODEV;
+	sb->s_iflags |= SB_I_NOEXEC;
 
-	sb->s_fs_info = rust_loopfs_instance_new(ctx->max);
+	sb->s_fs_info = rust_loopfs_instance_new(sb, get_user_ns(sb->s_user_ns),
+						 ctx->max);
 	if (!sb->s_fs_info)
 		return -ENOMEM;
 
-	/* Everything in the instance belongs to root of the mounting userns. */
-	uid = make_kuid(sb->s_user_ns, 0);
-	gid = make_kgid(sb->s_user_ns, 0);
-	if (!uid_valid(uid))
-		uid = GLOBAL_ROOT_UID;
-	if (!gid_valid(gid))
-		gid = GLOBAL_ROOT_GID;
-
-	root = new_inode(sb);
+	root = loopfs_new_inode(sb, S_IFDIR | 0755);
 	if (!root)
 		return -ENOMEM;
-	root->i_ino = 1;
-	root->i_uid = uid;
-	root->i_gid = gid;
-	root->i_mode = S_IFDIR | 0755;
-	simple_inode_init_ts(root);
 	root->i_op = &simple_dir_inode_operations;
 	root->i_fop = &simple_dir_operations;
 	set_nlink(root, 2);
@@ -109,7 +216,7 @@ static int loopfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_root = d_make_root(root);
 	if (!sb->s_root)
 		return -ENOMEM;
-	return 0;
+	return loopfs_add_node(sb, "loop-control", 0);
 }
 
 static int loopfs_fs_context_get_tree(struct fs_context *fc)
@@ -155,6 +262,8 @@ static void loopfs_kill_sb(struct super_block *sb)
 {
 	void *instance = sb->s_fs_info;
 
+	if (instance)
+		rust_loopfs_instance_shutdown(instance);
 	kill_litter_super(sb);
 	if (instance)
 		rust_loopfs_instance_free(instance);
@@ -171,10 +280,19 @@ static struct file_system_type loopfs_fs_type = {
 
 int loopfs_register_filesystem(void)
 {
-	return register_filesystem(&loopfs_fs_type);
+	int ret;
+
+	ret = alloc_chrdev_region(&loopfs_ctl_devt, 0, 1, "loopfs-control");
+	if (ret)
+		return ret;
+	ret = register_filesystem(&loopfs_fs_type);
+	if (ret)
+		unregister_chrdev_region(loopfs_ctl_devt, 1);
+	return ret;
 }
 
 void loopfs_unregister_filesystem(void)
 {
 	unregister_filesystem(&loopfs_fs_type);
+	unregister_chrdev_region(loopfs_ctl_devt, 1);
 }

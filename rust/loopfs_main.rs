@@ -2,19 +2,36 @@
 
 //! loopfs: loop devices for containers, one private set per mount.
 //!
-//! Every mount of the filesystem type `loop` is a new instance. User-namespace
-//! root may mount it. The `max=N` mount option limits the number of devices of
-//! an instance. The filesystem plumbing (fs_context, superblock, inodes) is in
-//! `loopfs_fs.c`; the instances and their policy are here.
+//! Every mount of the filesystem type `loop` is a new instance holding a
+//! `loop-control` node and the `loopN` block devices made through it, numbered
+//! within the instance. User-namespace root may mount it and configure its
+//! devices. `max=N` limits an instance, the `max_devices` parameter all of
+//! them. The devices are a file-backed blk-mq driver with loop.c's ioctls.
+//!
+//! The filesystem and block plumbing is C (`loopfs_fs.c`, `loopfs_blk.c`);
+//! the unsafe layer over it is [`sys`]; devices are in [`device`].
 
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::{
-    error::to_result,
-    ffi::c_void,
+    bindings,
+    ffi::{c_int, c_long, c_uint, c_ulong, c_void},
+    fmt, new_mutex,
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    rbtree::{RBTree, RBTreeNodeReservation},
+    str::CString,
+    sync::{Arc, ArcBorrow, Mutex},
     types::ForeignOwnable,
 };
+
+#[path = "loopfs/device.rs"]
+mod device;
+#[path = "loopfs/sys.rs"]
+mod sys;
+#[path = "loopfs/uapi.rs"]
+mod uapi;
+
+use device::{Device, DeviceSlot};
+use sys::{Bdev, Request, SuperBlock, UserNs};
 
 module! {
     type: LoopfsModule,
@@ -24,37 +41,145 @@ module! {
     license: "GPL",
 }
 
-/// Largest accepted `max=` value: the number of minors a block major has.
-const MAX_DEVICES: u32 = 1 << 20;
-
-extern "C" {
-    fn loopfs_register_filesystem() -> kernel::ffi::c_int;
-    fn loopfs_unregister_filesystem();
-}
+/// Largest accepted `max=` value.
+const MAX_PER_INSTANCE: u32 = 1 << 20;
 
 struct LoopfsModule;
 
 impl kernel::Module for LoopfsModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // SAFETY: Called once at module init; the filesystem type is a static
-        // in `loopfs_fs.c` and is unregistered in `drop`.
-        to_result(unsafe { loopfs_register_filesystem() })?;
+        sys::register()?;
         Ok(LoopfsModule)
     }
 }
 
 impl Drop for LoopfsModule {
     fn drop(&mut self) {
-        // SAFETY: `init` registered the filesystem type. Module exit only runs
-        // when no superblock holds a reference to the module any more.
-        unsafe { loopfs_unregister_filesystem() };
+        sys::unregister();
     }
 }
 
 /// One mount of loopfs: the state its superblock points to.
-struct Instance {
-    /// Most devices this instance may hold; 0 means no per-instance limit.
+#[pin_data]
+pub(crate) struct Instance {
+    /// The mounting user namespace: its root configures the devices.
+    pub(crate) user_ns: UserNs,
+    /// Most devices of this instance; 0 means no per-instance limit.
     max: AtomicU32,
+    #[pin]
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    /// The superblock while mounted; `None` once it is being killed.
+    sb: Option<SuperBlock>,
+    devices: RBTree<u32, Arc<Device>>,
+}
+
+fn node_name(number: u32) -> Result<CString> {
+    CString::try_from_fmt(fmt!("loop{}", number))
+}
+
+impl Instance {
+    pub(crate) fn is_alive(&self) -> bool {
+        self.inner.lock().sb.is_some()
+    }
+
+    /// `LOOP_CTL_ADD`: a device numbered `req`, or the first free number if
+    /// `req` is negative (`loop_add()`).
+    fn add(self: &Arc<Self>, req: i32) -> Result<i32> {
+        let mut inner = self.inner.lock();
+        let number = match u32::try_from(req) {
+            Ok(n) if inner.devices.get(&n).is_some() => return Err(EEXIST),
+            Ok(n) => n,
+            Err(_) => {
+                let mut n = 0;
+                for &used in inner.devices.keys() {
+                    if used != n {
+                        break;
+                    }
+                    n += 1;
+                }
+                n
+            }
+        };
+        let max = self.max.load(Ordering::Relaxed);
+        if max != 0 && inner.devices.keys().count() >= max as usize {
+            return Err(ENOSPC);
+        }
+        let name = node_name(number)?;
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let dev = Device::new(number, self.clone(), DeviceSlot::reserve()?)?;
+        let devt = dev.add_disk()?;
+        let sb = inner.sb.as_ref().ok_or(ENODEV);
+        if let Err(err) = sb.and_then(|sb| sb.add_node(&name, devt)) {
+            if dev.mark_deleting(false).is_ok() {
+                dev.destroy_disk();
+            }
+            return Err(err);
+        }
+        inner.devices.insert(reservation.into_node(number, dev));
+        Ok(number as i32)
+    }
+
+    /// `LOOP_CTL_REMOVE` (`loop_control_remove()`).
+    fn remove(&self, number: i32) -> Result<i32> {
+        let number = u32::try_from(number).map_err(|_| EINVAL)?;
+        let mut inner = self.inner.lock();
+        let dev = inner.devices.get(&number).ok_or(ENODEV)?.clone();
+        dev.mark_deleting(false)?;
+        inner.devices.remove(&number);
+        if let (Some(sb), Ok(name)) = (&inner.sb, node_name(number)) {
+            sb.remove_node(&name);
+        }
+        drop(inner);
+        dev.destroy_disk();
+        Ok(0)
+    }
+
+    /// `LOOP_CTL_GET_FREE`: an unbound device, made if there is none.
+    fn get_free(self: &Arc<Self>) -> Result<i32> {
+        {
+            let inner = self.inner.lock();
+            for (&number, dev) in inner.devices.iter() {
+                if dev.is_free() {
+                    return Ok(number as i32);
+                }
+            }
+        }
+        self.add(-1)
+    }
+
+    fn ctl_ioctl(self: &Arc<Self>, cmd: u32, arg: usize) -> Result<i32> {
+        if !self.user_ns.capable_sys_admin() {
+            return Err(EPERM);
+        }
+        // As loop.c, the argument is an int.
+        let arg = arg as i32;
+        match cmd {
+            uapi::LOOP_CTL_ADD => self.add(arg),
+            uapi::LOOP_CTL_REMOVE => self.remove(arg),
+            uapi::LOOP_CTL_GET_FREE => self.get_free(),
+            _ => Err(sys::enosys()),
+        }
+    }
+
+    /// The superblock is going away: remove the idle devices now; the ones
+    /// still open remove themselves on their last close.
+    fn shutdown(&self) {
+        let mut devices = {
+            let mut inner = self.inner.lock();
+            inner.sb = None;
+            core::mem::take(&mut inner.devices)
+        };
+        while let Some(cursor) = devices.cursor_front() {
+            let (_, node) = cursor.remove_current();
+            let (_, dev) = node.to_key_value();
+            if dev.mark_deleting(true).is_ok() {
+                dev.destroy_disk();
+            }
+        }
+    }
 }
 
 /// Borrows the instance behind a pointer C holds.
@@ -70,18 +195,68 @@ unsafe fn instance<'a>(ptr: *mut c_void) -> ArcBorrow<'a, Instance> {
     unsafe { <Arc<Instance> as ForeignOwnable>::borrow(ptr) }
 }
 
+/// Borrows the device behind a disk's private pointer.
+///
+/// # Safety
+///
+/// `ptr` must be the device reference a live loopfs disk holds.
+unsafe fn device<'a>(ptr: *mut c_void) -> ArcBorrow<'a, Device> {
+    // SAFETY: The disk holds this reference until `rust_loopfs_dev_put`,
+    // which runs after every other callback.
+    unsafe { <Arc<Device> as ForeignOwnable>::borrow(ptr) }
+}
+
+fn to_c(result: Result<i32>) -> c_int {
+    match result {
+        Ok(n) => n,
+        Err(err) => err.to_errno(),
+    }
+}
+
 /// Creates the state of a new mount. Returns NULL when out of memory.
+///
+/// # Safety
+///
+/// `sb` must be the superblock being filled, `ns` a user namespace reference
+/// that this function takes over in every case.
 #[no_mangle]
-extern "C" fn rust_loopfs_instance_new(max: u32) -> *mut c_void {
-    match Arc::new(
-        Instance {
+unsafe extern "C" fn rust_loopfs_instance_new(
+    sb: *mut bindings::super_block,
+    ns: *mut bindings::user_namespace,
+    max: u32,
+) -> *mut c_void {
+    // SAFETY: The caller gives up the reference.
+    let Some(user_ns) = (unsafe { UserNs::from_raw(ns) }) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: The superblock outlives the instance's use of it: C calls
+    // `rust_loopfs_instance_shutdown` before killing it.
+    let sb = unsafe { SuperBlock::from_raw(sb) };
+    let instance = Arc::pin_init(
+        pin_init!(Instance {
+            user_ns,
             max: AtomicU32::new(max),
-        },
+            inner <- new_mutex!(Inner {
+                sb,
+                devices: RBTree::new(),
+            }),
+        }),
         GFP_KERNEL,
-    ) {
+    );
+    match instance {
         Ok(instance) => instance.into_foreign().cast_mut(),
         Err(_) => core::ptr::null_mut(),
     }
+}
+
+/// # Safety
+///
+/// `ptr` must be a live instance pointer (see [`instance`]), whose superblock
+/// is being killed.
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_instance_shutdown(ptr: *mut c_void) {
+    // SAFETY: Guaranteed by the function's safety requirements.
+    unsafe { instance(ptr) }.shutdown();
 }
 
 /// Drops the superblock's reference to its instance.
@@ -98,7 +273,7 @@ unsafe extern "C" fn rust_loopfs_instance_free(ptr: *mut c_void) {
 
 #[no_mangle]
 extern "C" fn rust_loopfs_max_valid(max: u32) -> bool {
-    (1..=MAX_DEVICES).contains(&max)
+    (1..=MAX_PER_INSTANCE).contains(&max)
 }
 
 /// # Safety
@@ -117,4 +292,109 @@ unsafe extern "C" fn rust_loopfs_instance_set_max(ptr: *mut c_void, max: u32) {
 unsafe extern "C" fn rust_loopfs_instance_max(ptr: *mut c_void) -> u32 {
     // SAFETY: Guaranteed by the function's safety requirements.
     unsafe { instance(ptr) }.max.load(Ordering::Relaxed)
+}
+
+/// An ioctl on the instance's `loop-control`.
+///
+/// # Safety
+///
+/// `ptr` must be a live instance pointer (see [`instance`]).
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_ctl_ioctl(ptr: *mut c_void, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: Guaranteed by the function's safety requirements.
+    let instance: Arc<Instance> = unsafe { instance(ptr) }.into();
+    to_c(instance.ctl_ioctl(cmd, arg)) as c_long
+}
+
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]).
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_open(dev: *mut c_void) -> c_int {
+    // SAFETY: Guaranteed by the function's safety requirements.
+    to_c(unsafe { device(dev) }.open().map(|()| 0))
+}
+
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]); the disk's
+/// `open_mutex` is held and it has no opener left.
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_last_close(dev: *mut c_void) {
+    // SAFETY: Guaranteed by the function's safety requirements.
+    let dev: Arc<Device> = unsafe { device(dev) }.into();
+    dev.last_close();
+}
+
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]), `bdev` the
+/// block device the ioctl came in on.
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_ioctl(
+    dev: *mut c_void,
+    bdev: *mut bindings::block_device,
+    mode: bindings::blk_mode_t,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> c_int {
+    // SAFETY: The block device is open for the duration of the ioctl.
+    let bdev = unsafe { Bdev::from_raw(bdev) };
+    // SAFETY: Guaranteed by the function's safety requirements.
+    to_c(unsafe { device(dev) }.ioctl(&bdev, mode, cmd, arg))
+}
+
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]), `rq` a
+/// started request of that disk.
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_do_request(
+    dev: *mut c_void,
+    rq: *mut bindings::request,
+) -> c_int {
+    // SAFETY: The request stays valid until C ends it after this returns.
+    let rq = unsafe { Request::from_raw(rq) };
+    // SAFETY: Guaranteed by the function's safety requirements.
+    unsafe { device(dev) }.do_request(&rq)
+}
+
+/// The disk is freed: drop its device reference.
+///
+/// # Safety
+///
+/// `dev` must be the reference the disk held; it is not used again.
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_put(dev: *mut c_void) {
+    // SAFETY: Guaranteed by the function's safety requirements.
+    drop(unsafe { <Arc<Device> as ForeignOwnable>::from_foreign(dev) });
+}
+
+/// `struct loopfs_dev_info`.
+#[repr(C)]
+struct DevInfo {
+    file: *mut bindings::file,
+    offset: u64,
+    sizelimit: u64,
+    flags: u32,
+}
+
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]), `out` valid
+/// for writing.
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_info(dev: *mut c_void, out: *mut DevInfo) {
+    // SAFETY: Guaranteed by the function's safety requirements.
+    let info = unsafe { device(dev) }.info();
+    let value = DevInfo {
+        file: info
+            .file
+            .map_or(core::ptr::null_mut(), sys::FileRef::into_raw),
+        offset: info.offset,
+        sizelimit: info.sizelimit,
+        flags: info.flags,
+    };
+    // SAFETY: `out` is valid for writing; C takes the file reference.
+    unsafe { out.write(value) };
 }

@@ -55,14 +55,26 @@ check)
 demo)
 	"$root/samples/demo.sh" || rc=1
 	;;
+run)
+	bash -c "$NSDEV_CMD" || rc=1
+	;;
 *)
 	echo "unknown mode $mode"
 	rc=1
 	;;
 esac
 
-# Nothing may hold the module once everything is torn down.
-modtap rmmod loopfs
+# Nothing may hold the module once everything is torn down. Lazy unmounts
+# finish asynchronously: allow them a moment, no more.
+rmmod_settled() {
+	local i
+	for i in 1 2 3 4 5 6; do
+		rmmod "$1" 2>/dev/null && return 0
+		sleep 0.5
+	done
+	rmmod "$1"
+}
+modtap rmmod_settled loopfs
 echo "1..$modn" >>"$out/tap/nsdev_modules.tap"
 echo 0 >"$out/tap/nsdev_modules.rc"
 if [ -w /sys/kernel/debug/kmemleak ]; then

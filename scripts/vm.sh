@@ -3,7 +3,9 @@
 #
 # Boot the test kernel under virtme-ng and run scripts/guest.sh MODE in it.
 #
-#   scripts/vm.sh KDIR check|demo
+#   scripts/vm.sh KDIR check|demo|run
+#
+# run executes $CMD in the guest (as root, modules loaded).
 #
 # The guest writes its results into a shared read-write directory; this
 # script judges the run from those files, never from vng's exit status. Any
@@ -59,6 +61,7 @@ fi
 {
 	printf 'NSDEV_TESTS=%q\n' "${TESTS:-}"
 	printf 'NSDEV_TEST_ARGS=%q\n' "${TEST_ARGS:-}"
+	printf 'NSDEV_CMD=%q\n' "${CMD:-}"
 } >"$out/env"
 
 log "booting $(basename "$kdir") ($mode, ${accel[*]:-kvm}, timeout ${timeout_s}s)"

@@ -125,7 +125,12 @@ static int mount_empty_root(void *arg)
 	CHILD_CHECK(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0755);
 	/* Owned by root of the mounting user namespace. */
 	CHILD_CHECK(st.st_uid == 0 && st.st_gid == 0);
-	CHILD_CHECK(count_entries(dir) == 0);
+	/* A new instance holds its loop-control and nothing else. */
+	CHILD_CHECK(count_entries(dir) == 1);
+	snprintf(sub, sizeof(sub), "%s/loop-control", dir);
+	CHILD_CHECK(stat(sub, &st) == 0);
+	CHILD_CHECK(S_ISCHR(st.st_mode) && (st.st_mode & 07777) == 0600);
+	CHILD_CHECK(st.st_uid == 0 && st.st_gid == 0);
 	/* Nothing but loopfs itself creates files in an instance. */
 	snprintf(sub, sizeof(sub), "%s/d", dir);
 	CHILD_CHECK(mkdir(sub, 0700) < 0);

@@ -1,0 +1,656 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The thin unsafe layer of loopfs: safe wrappers around the kernel objects
+//! it touches (backing files, gendisks, requests, block devices) and the C
+//! plumbing in `loopfs_fs.c` and `loopfs_blk.c`. Everything above this module
+//! is safe Rust.
+
+use core::ptr::NonNull;
+use kernel::{
+    bindings,
+    error::{to_result, Error},
+    ffi::{c_char, c_int, c_uint, c_void},
+    prelude::*,
+    str::CStr,
+};
+
+pub(crate) mod ffi {
+    use super::*;
+
+    // Only pointers to these kernel structures cross the boundary, never the
+    // structures themselves; some contain zero-sized members (lockdep keys,
+    // arch data), as in the kernel's own bindings crate.
+    #[allow(improper_ctypes)]
+    extern "C" {
+        pub(crate) fn loopfs_register_filesystem() -> c_int;
+        pub(crate) fn loopfs_unregister_filesystem();
+        pub(crate) fn loopfs_max_devices() -> u32;
+        pub(crate) fn loopfs_fs_add_node(
+            sb: *mut bindings::super_block,
+            name: *const c_char,
+            devt: bindings::dev_t,
+        ) -> c_int;
+        pub(crate) fn loopfs_fs_remove_node(sb: *mut bindings::super_block, name: *const c_char);
+        pub(crate) fn loopfs_put_user_ns(ns: *mut bindings::user_namespace);
+
+        pub(crate) fn loopfs_blk_init() -> c_int;
+        pub(crate) fn loopfs_blk_exit();
+        pub(crate) fn loopfs_disk_create(dev: *mut c_void) -> *mut bindings::gendisk;
+        pub(crate) fn loopfs_disk_destroy(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_is_loopfs_devt(devt: bindings::dev_t) -> bool;
+        pub(crate) fn loopfs_disk_devt(disk: *mut bindings::gendisk) -> bindings::dev_t;
+        pub(crate) fn loopfs_disk_queue(
+            disk: *mut bindings::gendisk,
+        ) -> *mut bindings::request_queue;
+        pub(crate) fn loopfs_disk_openers(disk: *mut bindings::gendisk) -> c_int;
+        pub(crate) fn loopfs_disk_set_limits(
+            disk: *mut bindings::gendisk,
+            bsize: c_uint,
+            max_discard_sectors: u32,
+            discard_granularity: u32,
+            write_cache: bool,
+        ) -> c_int;
+        pub(crate) fn loopfs_disk_block_size(disk: *mut bindings::gendisk) -> c_uint;
+        pub(crate) fn loopfs_disk_set_partscan(disk: *mut bindings::gendisk, on: bool);
+        pub(crate) fn loopfs_disk_rescan(disk: *mut bindings::gendisk, locked: bool) -> c_int;
+        pub(crate) fn loopfs_disk_uevent_change(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_rq_info(
+            rq: *mut bindings::request,
+            op: *mut u32,
+            pos: *mut u64,
+            bytes: *mut u32,
+            nounmap: *mut bool,
+        );
+        pub(crate) fn loopfs_rq_rw(
+            rq: *mut bindings::request,
+            file: *mut bindings::file,
+            pos: i64,
+            write: bool,
+            direct: bool,
+        ) -> isize;
+        pub(crate) fn loopfs_rq_zero_from(rq: *mut bindings::request, done: u32);
+        pub(crate) fn loopfs_get_file(file: *mut bindings::file) -> *mut bindings::file;
+        pub(crate) fn loopfs_file_size(file: *mut bindings::file) -> i64;
+        pub(crate) fn loopfs_file_bdev_block_size(file: *mut bindings::file) -> c_uint;
+        pub(crate) fn loopfs_file_set_nofs(file: *mut bindings::file) -> bindings::gfp_t;
+        pub(crate) fn loopfs_file_restore_gfp(file: *mut bindings::file, gfp: bindings::gfp_t);
+        pub(crate) fn loopfs_module_get();
+        pub(crate) fn loopfs_module_put();
+    }
+}
+
+/// `FMODE_WRITE` and `FMODE_CAN_ODIRECT`: casts bindgen cannot evaluate.
+const FMODE_WRITE: u32 = 1 << 1;
+const FMODE_CAN_ODIRECT: u32 = 1 << 22;
+
+/// Errors `kernel::error::code` of Linux 6.12 does not name.
+pub(crate) fn eoverflow() -> Error {
+    Error::from_errno(-(bindings::EOVERFLOW as i32))
+}
+
+pub(crate) fn eopnotsupp() -> Error {
+    Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+}
+
+pub(crate) fn enosys() -> Error {
+    Error::from_errno(-(bindings::ENOSYS as i32))
+}
+
+const S_IFMT: u32 = 0o170000;
+const S_IFREG: u32 = 0o100000;
+const S_IFBLK: u32 = 0o060000;
+const CAP_SYS_ADMIN: c_int = 21;
+
+/// Encodes a `dev_t` as userspace sees it (`huge_encode_dev()`).
+pub(crate) fn encode_dev(dev: bindings::dev_t) -> u64 {
+    let (major, minor) = (dev >> 20, dev & 0xfffff);
+    u64::from((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12))
+}
+
+/// A counted reference to a `struct file`, dropped with `fput()`.
+pub(crate) struct FileRef(NonNull<bindings::file>);
+
+// SAFETY: A file reference may be used and dropped from any thread: the
+// reference count and `fput()` are thread-safe.
+unsafe impl Send for FileRef {}
+// SAFETY: The methods only read immutable fields or call thread-safe VFS
+// functions.
+unsafe impl Sync for FileRef {}
+
+/// What `vfs_getattr()` says of a file, for `LOOP_GET_STATUS`.
+pub(crate) struct FileIds {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) rdev: u64,
+}
+
+impl FileRef {
+    /// Takes a reference to the file behind `fd` in the current task.
+    pub(crate) fn fget(fd: u32) -> Result<Self> {
+        // SAFETY: `fget()` may be called with any number; it returns NULL or a
+        // new reference.
+        let file = unsafe { bindings::fget(fd) };
+        NonNull::new(file).map(FileRef).ok_or(EBADF)
+    }
+
+    fn as_ptr(&self) -> *mut bindings::file {
+        self.0.as_ptr()
+    }
+
+    /// Another reference to the same file.
+    pub(crate) fn clone_ref(&self) -> Self {
+        // SAFETY: `self` holds a reference, so the file is alive.
+        unsafe { ffi::loopfs_get_file(self.as_ptr()) };
+        FileRef(self.0)
+    }
+
+    /// Gives the reference to C (for `struct loopfs_dev_info`).
+    pub(crate) fn into_raw(self) -> *mut bindings::file {
+        let file = self.as_ptr();
+        core::mem::forget(self);
+        file
+    }
+
+    fn f_mode(&self) -> u32 {
+        // SAFETY: The file is alive; `f_mode` is set at open and only has
+        // flags added that do not matter here.
+        unsafe { (*self.as_ptr()).f_mode }
+    }
+
+    fn f_op(&self) -> &bindings::file_operations {
+        // SAFETY: The file is alive and `f_op` points to a static table for its
+        // whole life.
+        unsafe { &*(*self.as_ptr()).f_op }
+    }
+
+    fn inode(&self) -> *mut bindings::inode {
+        // SAFETY: The file is alive; its mapping and host inode live as long.
+        unsafe { (*(*self.as_ptr()).f_mapping).host }
+    }
+
+    fn mode(&self) -> u32 {
+        // SAFETY: See `inode()`; the type bits of `i_mode` never change.
+        u32::from(unsafe { (*self.inode()).i_mode })
+    }
+
+    pub(crate) fn is_regular(&self) -> bool {
+        self.mode() & S_IFMT == S_IFREG
+    }
+
+    pub(crate) fn is_block(&self) -> bool {
+        self.mode() & S_IFMT == S_IFBLK
+    }
+
+    /// The device number of a block device file.
+    pub(crate) fn rdev(&self) -> bindings::dev_t {
+        // SAFETY: See `inode()`.
+        unsafe { (*self.inode()).i_rdev }
+    }
+
+    pub(crate) fn opened_for_write(&self) -> bool {
+        self.f_mode() & FMODE_WRITE != 0
+    }
+
+    pub(crate) fn can_read_iter(&self) -> bool {
+        self.f_op().read_iter.is_some()
+    }
+
+    pub(crate) fn can_write_iter(&self) -> bool {
+        self.f_op().write_iter.is_some()
+    }
+
+    pub(crate) fn can_odirect(&self) -> bool {
+        self.f_mode() & FMODE_CAN_ODIRECT != 0
+    }
+
+    pub(crate) fn can_fsync(&self) -> bool {
+        self.f_op().fsync.is_some()
+    }
+
+    pub(crate) fn can_fallocate(&self) -> bool {
+        self.f_op().fallocate.is_some()
+    }
+
+    /// Size in bytes.
+    pub(crate) fn size(&self) -> i64 {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_size(self.as_ptr()) }
+    }
+
+    /// Filesystem block size of the file's filesystem.
+    pub(crate) fn fs_block_size(&self) -> u32 {
+        // SAFETY: See `inode()`; the superblock outlives its inodes.
+        unsafe { (*(*self.inode()).i_sb).s_blocksize as u32 }
+    }
+
+    /// Logical block size of the block device under the file, if any.
+    pub(crate) fn bdev_block_size(&self) -> Option<u32> {
+        // SAFETY: The file is alive.
+        let size = unsafe { ffi::loopfs_file_bdev_block_size(self.as_ptr()) };
+        (size != 0).then_some(size)
+    }
+
+    pub(crate) fn fsync(&self) -> Result {
+        // SAFETY: The file is alive.
+        to_result(unsafe { bindings::vfs_fsync(self.as_ptr(), 0) })
+    }
+
+    pub(crate) fn fallocate(&self, mode: i32, pos: u64, len: u64) -> Result {
+        // SAFETY: The file is alive; `vfs_fallocate()` checks its arguments.
+        to_result(
+            unsafe { bindings::vfs_fallocate(self.as_ptr(), mode, pos as i64, len as i64) }
+                as c_int,
+        )
+    }
+
+    /// Keeps page cache allocations of the file from recursing into I/O.
+    /// Returns the mask to restore.
+    pub(crate) fn set_nofs(&self) -> bindings::gfp_t {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_set_nofs(self.as_ptr()) }
+    }
+
+    pub(crate) fn restore_gfp(&self, gfp: bindings::gfp_t) {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_restore_gfp(self.as_ptr(), gfp) }
+    }
+
+    pub(crate) fn ids(&self) -> Result<FileIds> {
+        let mut stat = core::mem::MaybeUninit::<bindings::kstat>::zeroed();
+        // SAFETY: The file is alive, so is its path; `stat` is writable.
+        to_result(unsafe {
+            bindings::vfs_getattr(
+                &(*self.as_ptr()).f_path,
+                stat.as_mut_ptr(),
+                bindings::STATX_INO,
+                bindings::AT_STATX_SYNC_AS_STAT,
+            )
+        })?;
+        // SAFETY: `vfs_getattr()` succeeded; `kstat` is plain data that was
+        // zero-initialised, so every field is initialised.
+        let stat = unsafe { stat.assume_init() };
+        Ok(FileIds {
+            dev: encode_dev(stat.dev),
+            ino: stat.ino,
+            rdev: encode_dev(stat.rdev),
+        })
+    }
+}
+
+impl Drop for FileRef {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns one reference.
+        unsafe { bindings::fput(self.as_ptr()) };
+    }
+}
+
+/// A loopfs gendisk, made by `loopfs_disk_create()`.
+///
+/// A handle, not an owner: the device that created the disk keeps it alive
+/// until it calls `destroy()`, which it does once, when the device is being
+/// removed and nobody has it open. Handles are used only before that.
+#[derive(Clone, Copy)]
+pub(crate) struct Disk(NonNull<bindings::gendisk>);
+
+// SAFETY: The gendisk functions used here may be called from any thread.
+unsafe impl Send for Disk {}
+// SAFETY: As above; all of them synchronise internally.
+unsafe impl Sync for Disk {}
+
+/// A frozen request queue, unfrozen on drop.
+pub(crate) struct Frozen<'a>(&'a Disk);
+
+/// Whether `devt` is a loopfs block device (of any instance).
+pub(crate) fn is_loopfs_devt(devt: bindings::dev_t) -> bool {
+    // SAFETY: Reads the major registered at module init.
+    unsafe { ffi::loopfs_is_loopfs_devt(devt) }
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `Disk::freeze()` froze the queue.
+        unsafe { bindings::blk_mq_unfreeze_queue(self.0.queue()) };
+    }
+}
+
+impl Disk {
+    /// Creates and adds a disk whose callbacks get `dev`.
+    ///
+    /// On success the disk owns the reference `dev` stands for and gives it
+    /// back through `rust_loopfs_dev_put()`; on failure it does not take it.
+    pub(crate) fn create(dev: *const c_void) -> Result<Self> {
+        // SAFETY: `loopfs_disk_create()` takes any pointer as an opaque value.
+        let disk = unsafe { ffi::loopfs_disk_create(dev.cast_mut()) };
+        if let Some(err) = kernel::error::from_err_ptr(disk).err() {
+            return Err(err);
+        }
+        NonNull::new(disk).map(Disk).ok_or(ENOMEM)
+    }
+
+    /// # Safety
+    ///
+    /// `disk` must be NULL or come from `Disk::create()` and not have been
+    /// destroyed.
+    pub(crate) unsafe fn from_raw(disk: *mut bindings::gendisk) -> Option<Self> {
+        NonNull::new(disk).map(Disk)
+    }
+
+    pub(crate) fn as_raw(&self) -> *mut bindings::gendisk {
+        self.0.as_ptr()
+    }
+
+    fn as_ptr(&self) -> *mut bindings::gendisk {
+        self.0.as_ptr()
+    }
+
+    fn queue(&self) -> *mut bindings::request_queue {
+        // SAFETY: The disk lives until `destroy()`, which takes `self`.
+        unsafe { ffi::loopfs_disk_queue(self.as_ptr()) }
+    }
+
+    /// Deletes the disk; the gendisk is freed once its last user is gone.
+    ///
+    /// # Safety
+    ///
+    /// Called once per disk, after which no handle to it is used.
+    pub(crate) unsafe fn destroy(self) {
+        // SAFETY: Guaranteed by the caller.
+        unsafe { ffi::loopfs_disk_destroy(self.as_ptr()) };
+    }
+
+    pub(crate) fn devt(&self) -> bindings::dev_t {
+        // SAFETY: The disk is alive.
+        unsafe { ffi::loopfs_disk_devt(self.as_ptr()) }
+    }
+
+    pub(crate) fn openers(&self) -> i32 {
+        // SAFETY: The disk is alive.
+        unsafe { ffi::loopfs_disk_openers(self.as_ptr()) }
+    }
+
+    pub(crate) fn set_capacity(&self, sectors: u64) {
+        // SAFETY: The disk is alive.
+        if !unsafe { bindings::set_capacity_and_notify(self.as_ptr(), sectors) } {
+            self.uevent_change();
+        }
+    }
+
+    pub(crate) fn set_read_only(&self, ro: bool) {
+        // SAFETY: The disk is alive.
+        unsafe { bindings::set_disk_ro(self.as_ptr(), ro) };
+    }
+
+    pub(crate) fn force_media_change(&self) {
+        // SAFETY: The disk is alive.
+        unsafe { bindings::disk_force_media_change(self.as_ptr()) };
+    }
+
+    pub(crate) fn invalidate(&self) {
+        // SAFETY: The disk is alive.
+        unsafe { bindings::invalidate_disk(self.as_ptr()) };
+    }
+
+    pub(crate) fn uevent_change(&self) {
+        // SAFETY: The disk is alive.
+        unsafe { ffi::loopfs_disk_uevent_change(self.as_ptr()) };
+    }
+
+    /// Waits for requests in flight and holds new ones until the guard drops.
+    pub(crate) fn freeze(&self) -> Frozen<'_> {
+        // SAFETY: The disk and its queue are alive.
+        unsafe { bindings::blk_mq_freeze_queue(self.queue()) };
+        Frozen(self)
+    }
+
+    pub(crate) fn set_limits(
+        &self,
+        block_size: u32,
+        max_discard_sectors: u32,
+        discard_granularity: u32,
+        write_cache: bool,
+    ) -> Result {
+        // SAFETY: The disk is alive; the queue validates the limits.
+        to_result(unsafe {
+            ffi::loopfs_disk_set_limits(
+                self.as_ptr(),
+                block_size,
+                max_discard_sectors,
+                discard_granularity,
+                write_cache,
+            )
+        })
+    }
+
+    pub(crate) fn block_size(&self) -> u32 {
+        // SAFETY: The disk is alive.
+        unsafe { ffi::loopfs_disk_block_size(self.as_ptr()) }
+    }
+
+    pub(crate) fn set_partscan(&self, on: bool) {
+        // SAFETY: The disk is alive.
+        unsafe { ffi::loopfs_disk_set_partscan(self.as_ptr(), on) };
+    }
+
+    /// Rereads the partition table. `open_mutex_held` is true in the release
+    /// path, where the block layer holds the disk's `open_mutex`.
+    pub(crate) fn rescan(&self, open_mutex_held: bool) -> Result {
+        // SAFETY: The disk is alive; the caller states the lock.
+        to_result(unsafe { ffi::loopfs_disk_rescan(self.as_ptr(), open_mutex_held) })
+    }
+}
+
+/// The block device an ioctl came in on, borrowed for the call.
+pub(crate) struct Bdev(*mut bindings::block_device);
+
+/// An exclusive claim on a block device, given up on drop.
+pub(crate) struct Claim<'a>(&'a Bdev);
+
+/// The holder loopfs claims block devices with.
+static CLAIM_HOLDER: u8 = 0;
+
+impl Bdev {
+    /// # Safety
+    ///
+    /// `bdev` must be valid for the lifetime of the returned value.
+    pub(crate) unsafe fn from_raw(bdev: *mut bindings::block_device) -> Self {
+        Bdev(bdev)
+    }
+
+    pub(crate) fn sync_and_invalidate(&self) {
+        // SAFETY: The block device is valid (see `from_raw`).
+        unsafe {
+            bindings::sync_blockdev(self.0);
+            bindings::invalidate_bdev(self.0);
+        }
+    }
+
+    /// Claims the device exclusively, as loop.c does around configuration
+    /// when the opener did not.
+    pub(crate) fn claim(&self) -> Result<Claim<'_>> {
+        // SAFETY: The block device is valid; the holder is a static address.
+        to_result(unsafe {
+            bindings::bd_prepare_to_claim(
+                self.0,
+                core::ptr::addr_of!(CLAIM_HOLDER).cast_mut().cast(),
+                core::ptr::null(),
+            )
+        })?;
+        Ok(Claim(self))
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `claim()` prepared this claim with this holder.
+        unsafe {
+            bindings::bd_abort_claiming(
+                self.0 .0,
+                core::ptr::addr_of!(CLAIM_HOLDER).cast_mut().cast(),
+            )
+        };
+    }
+}
+
+/// A block request being served, borrowed for the call.
+pub(crate) struct Request(*mut bindings::request);
+
+/// What a request asks for.
+pub(crate) struct RequestInfo {
+    pub(crate) op: u32,
+    pub(crate) pos: u64,
+    pub(crate) bytes: u32,
+    pub(crate) nounmap: bool,
+}
+
+impl Request {
+    /// # Safety
+    ///
+    /// `rq` must be a started request of a loopfs disk that stays valid for
+    /// the lifetime of the returned value.
+    pub(crate) unsafe fn from_raw(rq: *mut bindings::request) -> Self {
+        Request(rq)
+    }
+
+    pub(crate) fn info(&self) -> RequestInfo {
+        let mut info = RequestInfo {
+            op: 0,
+            pos: 0,
+            bytes: 0,
+            nounmap: false,
+        };
+        // SAFETY: The request is valid; the outputs are writable.
+        unsafe {
+            ffi::loopfs_rq_info(
+                self.0,
+                &mut info.op,
+                &mut info.pos,
+                &mut info.bytes,
+                &mut info.nounmap,
+            )
+        };
+        info
+    }
+
+    /// Transfers the request's data from or to `file` at `pos`.
+    pub(crate) fn transfer(
+        &self,
+        file: &FileRef,
+        pos: u64,
+        write: bool,
+        direct: bool,
+    ) -> Result<u32> {
+        // SAFETY: The request is valid and `file` holds a reference.
+        let ret = unsafe { ffi::loopfs_rq_rw(self.0, file.as_ptr(), pos as i64, write, direct) };
+        if ret < 0 {
+            Err(Error::from_errno(ret as i32))
+        } else {
+            Ok(ret as u32)
+        }
+    }
+
+    /// Zeroes the request's buffers from byte `done` on.
+    pub(crate) fn zero_from(&self, done: u32) {
+        // SAFETY: The request is valid.
+        unsafe { ffi::loopfs_rq_zero_from(self.0, done) };
+    }
+}
+
+/// A user namespace reference, put on drop.
+pub(crate) struct UserNs(NonNull<bindings::user_namespace>);
+
+// SAFETY: User namespace references may be used and put from any thread.
+unsafe impl Send for UserNs {}
+// SAFETY: `ns_capable()` is thread-safe.
+unsafe impl Sync for UserNs {}
+
+impl UserNs {
+    /// # Safety
+    ///
+    /// `ns` must be a reference the caller gives up.
+    pub(crate) unsafe fn from_raw(ns: *mut bindings::user_namespace) -> Option<Self> {
+        NonNull::new(ns).map(UserNs)
+    }
+
+    /// Whether the current task has `CAP_SYS_ADMIN` in this namespace.
+    pub(crate) fn capable_sys_admin(&self) -> bool {
+        // SAFETY: The namespace is alive while we hold a reference.
+        unsafe { bindings::ns_capable(self.0.as_ptr(), CAP_SYS_ADMIN) }
+    }
+}
+
+impl Drop for UserNs {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns one reference.
+        unsafe { ffi::loopfs_put_user_ns(self.0.as_ptr()) };
+    }
+}
+
+/// The superblock of a live instance.
+pub(crate) struct SuperBlock(NonNull<bindings::super_block>);
+
+// SAFETY: The node functions lock the root inode themselves.
+unsafe impl Send for SuperBlock {}
+// SAFETY: As above.
+unsafe impl Sync for SuperBlock {}
+
+impl SuperBlock {
+    /// # Safety
+    ///
+    /// `sb` must stay valid until the instance is shut down, and the instance
+    /// must stop using it then.
+    pub(crate) unsafe fn from_raw(sb: *mut bindings::super_block) -> Option<Self> {
+        NonNull::new(sb).map(SuperBlock)
+    }
+
+    pub(crate) fn add_node(&self, name: &CStr, devt: bindings::dev_t) -> Result {
+        // SAFETY: The superblock is alive (see `from_raw`); `name` is a C string.
+        to_result(unsafe { ffi::loopfs_fs_add_node(self.0.as_ptr(), name.as_char_ptr(), devt) })
+    }
+
+    pub(crate) fn remove_node(&self, name: &CStr) {
+        // SAFETY: As above.
+        unsafe { ffi::loopfs_fs_remove_node(self.0.as_ptr(), name.as_char_ptr()) };
+    }
+}
+
+/// The most devices all instances may hold together (module parameter).
+pub(crate) fn max_devices() -> u32 {
+    // SAFETY: Reads a module parameter.
+    unsafe { ffi::loopfs_max_devices() }
+}
+
+/// Pins the module (for a device's life).
+pub(crate) fn module_get() {
+    // SAFETY: Called while the module is live: from module code running on
+    // behalf of a mounted instance.
+    unsafe { ffi::loopfs_module_get() }
+}
+
+/// Unpins what `module_get()` pinned.
+pub(crate) fn module_put() {
+    // SAFETY: Pairs with a `module_get()`.
+    unsafe { ffi::loopfs_module_put() }
+}
+
+/// Registers the filesystem type and the block major.
+pub(crate) fn register() -> Result {
+    // SAFETY: Called once from module init.
+    to_result(unsafe { ffi::loopfs_blk_init() })?;
+    // SAFETY: As above.
+    if let Err(err) = to_result(unsafe { ffi::loopfs_register_filesystem() }) {
+        // SAFETY: `loopfs_blk_init()` succeeded above.
+        unsafe { ffi::loopfs_blk_exit() };
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Undoes `register()`.
+pub(crate) fn unregister() {
+    // SAFETY: `register()` succeeded; no instance or device is left, since
+    // each pins the module.
+    unsafe {
+        ffi::loopfs_unregister_filesystem();
+        ffi::loopfs_blk_exit();
+    }
+}

@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * loopfs block device plumbing: the blk-mq tag set and gendisk, the
+ * block_device_operations and blk_mq_ops tables, and the adapter that turns
+ * a request into an iov_iter on the backing file. The Linux 6.12 Rust block
+ * abstractions cannot add ioctls, run requests in process context or end a
+ * request with an error; this file supplies those mechanisms and leaves
+ * every decision to loopfs_main.rs.
+ *
+ * Each disk's private_data is a struct loopfs_disk that owns one reference
+ * to the Rust device, dropped when the gendisk is freed.
+ */
+
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/fs.h>
+#include <linux/idr.h>
+#include <linux/module.h>
+#include <linux/pagemap.h>
+#include <linux/uio.h>
+#include <linux/workqueue.h>
+#include <uapi/linux/loop.h>
+
+#include "loopfs.h"
+
+#define LOOPFS_QUEUE_DEPTH 128
+
+static int loopfs_major;
+static DEFINE_IDA(loopfs_minor_ida);
+
+struct loopfs_disk {
+	struct blk_mq_tag_set tag_set;
+	struct workqueue_struct *wq;
+	void *dev;
+	int minor;
+};
+
+/* Per-request data: requests run from a workqueue, never in queue_rq. */
+struct loopfs_cmd {
+	struct work_struct work;
+};
+
+static void loopfs_cmd_work(struct work_struct *work)
+{
+	struct loopfs_cmd *cmd = container_of(work, struct loopfs_cmd, work);
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	struct loopfs_disk *ld = rq->q->queuedata;
+	int ret;
+
+	ret = rust_loopfs_dev_do_request(ld->dev, rq);
+	blk_mq_end_request(rq, errno_to_blk_status(ret));
+}
+
+static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
+				    const struct blk_mq_queue_data *bd)
+{
+	struct loopfs_cmd *cmd = blk_mq_rq_to_pdu(bd->rq);
+	struct loopfs_disk *ld = hctx->queue->queuedata;
+
+	blk_mq_start_request(bd->rq);
+	queue_work(ld->wq, &cmd->work);
+	return BLK_STS_OK;
+}
+
+static int loopfs_init_request(struct blk_mq_tag_set *set, struct request *rq,
+			       unsigned int hctx_idx, unsigned int numa_node)
+{
+	struct loopfs_cmd *cmd = blk_mq_rq_to_pdu(rq);
+
+	INIT_WORK(&cmd->work, loopfs_cmd_work);
+	return 0;
+}
+
+static const struct blk_mq_ops loopfs_mq_ops = {
+	.queue_rq	= loopfs_queue_rq,
+	.init_request	= loopfs_init_request,
+};
+
+static int loopfs_bdev_open(struct gendisk *disk, blk_mode_t mode)
+{
+	struct loopfs_disk *ld = disk->private_data;
+
+	return rust_loopfs_dev_open(ld->dev);
+}
+
+static void loopfs_bdev_release(struct gendisk *disk)
+{
+	struct loopfs_disk *ld = disk->private_data;
+
+	if (disk_openers(disk) == 0)
+		rust_loopfs_dev_last_close(ld->dev);
+}
+
+static int loopfs_bdev_ioctl(struct block_device *bdev, blk_mode_t mode,
+			     unsigned int cmd, unsigned long arg)
+{
+	struct loopfs_disk *ld = bdev->bd_disk->private_data;
+
+	return rust_loopfs_dev_ioctl(ld->dev, bdev, mode, cmd, arg);
+}
+
+static void loopfs_free_disk(struct gendisk *disk)
+{
+	struct loopfs_disk *ld = disk->private_data;
+
+	destroy_workqueue(ld->wq);
+	ida_free(&loopfs_minor_ida, ld->minor);
+	rust_loopfs_dev_put(ld->dev);
+	kfree(ld);
+}
+
+static const struct block_device_operations loopfs_bdev_ops = {
+	.owner		= THIS_MODULE,
+	.open		= loopfs_bdev_open,
+	.release	= loopfs_bdev_release,
+	.ioctl		= loopfs_bdev_ioctl,
+	.compat_ioctl	= blkdev_compat_ptr_ioctl,
+	.free_disk	= loopfs_free_disk,
+};
+
+/*
+ * The loop/ sysfs attributes util-linux reads, as loop.c has them. They
+ * exist for every disk and fail with ENXIO while no file is attached.
+ */
+static bool loopfs_info(struct device *d, struct loopfs_dev_info *info)
+{
+	struct loopfs_disk *ld = dev_to_disk(d)->private_data;
+
+	rust_loopfs_dev_info(ld->dev, info);
+	if (!info->file)
+		return false;
+	fput(info->file);
+	info->file = NULL;
+	return true;
+}
+
+static ssize_t backing_file_show(struct device *d,
+				 struct device_attribute *attr, char *buf)
+{
+	struct loopfs_disk *ld = dev_to_disk(d)->private_data;
+	struct loopfs_dev_info info;
+	ssize_t ret;
+	char *p;
+
+	rust_loopfs_dev_info(ld->dev, &info);
+	if (!info.file)
+		return -ENXIO;
+	p = file_path(info.file, buf, PAGE_SIZE - 1);
+	fput(info.file);
+	if (IS_ERR(p))
+		return PTR_ERR(p);
+	ret = strlen(p);
+	memmove(buf, p, ret);
+	buf[ret++] = '\n';
+	buf[ret] = 0;
+	return ret;
+}
+static DEVICE_ATTR_RO(backing_file);
+
+#define LOOPFS_ATTR(_name, _value)					\
+static ssize_t _name##_show(struct device *d,				\
+			    struct device_attribute *attr, char *buf)	\
+{									\
+	struct loopfs_dev_info info;					\
+									\
+	if (!loopfs_info(d, &info))					\
+		return -ENXIO;						\
+	return sysfs_emit(buf, "%llu\n", (unsigned long long)(_value));	\
+}									\
+static DEVICE_ATTR_RO(_name)
+
+LOOPFS_ATTR(offset, info.offset);
+LOOPFS_ATTR(sizelimit, info.sizelimit);
+LOOPFS_ATTR(autoclear, !!(info.flags & LO_FLAGS_AUTOCLEAR));
+LOOPFS_ATTR(partscan, !!(info.flags & LO_FLAGS_PARTSCAN));
+LOOPFS_ATTR(dio, !!(info.flags & LO_FLAGS_DIRECT_IO));
+
+static struct attribute *loopfs_attrs[] = {
+	&dev_attr_backing_file.attr,
+	&dev_attr_offset.attr,
+	&dev_attr_sizelimit.attr,
+	&dev_attr_autoclear.attr,
+	&dev_attr_partscan.attr,
+	&dev_attr_dio.attr,
+	NULL,
+};
+
+static const struct attribute_group loopfs_attr_group = {
+	.name = "loop",
+	.attrs = loopfs_attrs,
+};
+
+static const struct attribute_group *loopfs_attr_groups[] = {
+	&loopfs_attr_group,
+	NULL,
+};
+
+struct gendisk *loopfs_disk_create(void *dev)
+{
+	struct queue_limits lim = {
+		/* As loop.c: the historic block max_sectors cap. */
+		.max_hw_sectors = 2560u,
+	};
+	struct loopfs_disk *ld;
+	struct gendisk *disk;
+	int err;
+
+	ld = kzalloc(sizeof(*ld), GFP_KERNEL);
+	if (!ld)
+		return ERR_PTR(-ENOMEM);
+
+	ld->minor = ida_alloc_max(&loopfs_minor_ida, MINORMASK, GFP_KERNEL);
+	if (ld->minor < 0) {
+		err = ld->minor;
+		goto out_free;
+	}
+
+	ld->tag_set.ops = &loopfs_mq_ops;
+	ld->tag_set.nr_hw_queues = 1;
+	ld->tag_set.queue_depth = LOOPFS_QUEUE_DEPTH;
+	ld->tag_set.numa_node = NUMA_NO_NODE;
+	ld->tag_set.cmd_size = sizeof(struct loopfs_cmd);
+	ld->tag_set.flags = BLK_MQ_F_SHOULD_MERGE | BLK_MQ_F_STACKING |
+		BLK_MQ_F_NO_SCHED_BY_DEFAULT;
+	ld->tag_set.driver_data = ld;
+	err = blk_mq_alloc_tag_set(&ld->tag_set);
+	if (err)
+		goto out_ida;
+
+	disk = blk_mq_alloc_disk(&ld->tag_set, &lim, ld);
+	if (IS_ERR(disk)) {
+		err = PTR_ERR(disk);
+		goto out_tags;
+	}
+
+	ld->wq = alloc_workqueue("loopfs%d", WQ_UNBOUND | WQ_FREEZABLE, 0,
+				 ld->minor);
+	if (!ld->wq) {
+		err = -ENOMEM;
+		goto out_disk;
+	}
+
+	/* Partitions are scanned only when a device asks for it. */
+	set_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
+	disk->major = loopfs_major;
+	disk->first_minor = ld->minor;
+	disk->minors = 1;
+	disk->fops = &loopfs_bdev_ops;
+	disk->private_data = ld;
+	disk->events = DISK_EVENT_MEDIA_CHANGE;
+	disk->event_flags = DISK_EVENT_FLAG_UEVENT;
+	/* Globally unique, and "loop*" so that util-linux knows it. */
+	snprintf(disk->disk_name, DISK_NAME_LEN, "loopfs%d", ld->minor);
+
+	ld->dev = dev;
+	err = device_add_disk(NULL, disk, loopfs_attr_groups);
+	if (err)
+		goto out_wq;
+	return disk;
+
+out_wq:
+	destroy_workqueue(ld->wq);
+out_disk:
+	put_disk(disk);
+out_tags:
+	blk_mq_free_tag_set(&ld->tag_set);
+out_ida:
+	ida_free(&loopfs_minor_ida, ld->minor);
+out_free:
+	kfree(ld);
+	return ERR_PTR(err);
+}
+
+void loopfs_disk_destroy(struct gendisk *disk)
+{
+	struct loopfs_disk *ld = disk->private_data;
+
+	del_gendisk(disk);
+	blk_mq_free_tag_set(&ld->tag_set);
+	put_disk(disk);
+}
+
+bool loopfs_is_loopfs_devt(dev_t devt)
+{
+	return MAJOR(devt) == loopfs_major;
+}
+
+dev_t loopfs_disk_devt(struct gendisk *disk)
+{
+	return disk_devt(disk);
+}
+
+struct request_queue *loopfs_disk_queue(struct gendisk *disk)
+{
+	return disk->queue;
+}
+
+int loopfs_disk_openers(struct gendisk *disk)
+{
+	return disk_openers(disk);
+}
+
+int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
+			   u32 max_discard_sectors, u32 discard_granularity,
+			   bool write_cache)
+{
+	struct queue_limits lim = queue_limits_start_update(disk->queue);
+
+	lim.logical_block_size = bsize;
+	lim.physical_block_size = bsize;
+	lim.io_min = bsize;
+	lim.features &= ~(BLK_FEAT_WRITE_CACHE | BLK_FEAT_ROTATIONAL);
+	if (write_cache)
+		lim.features |= BLK_FEAT_WRITE_CACHE;
+	lim.max_hw_discard_sectors = max_discard_sectors;
+	lim.max_write_zeroes_sectors = max_discard_sectors;
+	lim.discard_granularity = max_discard_sectors ? discard_granularity : 0;
+	return queue_limits_commit_update(disk->queue, &lim);
+}
+
+unsigned int loopfs_disk_block_size(struct gendisk *disk)
+{
+	return queue_logical_block_size(disk->queue);
+}
+
+void loopfs_disk_set_partscan(struct gendisk *disk, bool on)
+{
+	if (on)
+		clear_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
+	else
+		set_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
+}
+
+int loopfs_disk_rescan(struct gendisk *disk, bool locked)
+{
+	int ret;
+
+	if (locked)
+		return bdev_disk_changed(disk, false);
+	mutex_lock(&disk->open_mutex);
+	ret = bdev_disk_changed(disk, false);
+	mutex_unlock(&disk->open_mutex);
+	return ret;
+}
+
+void loopfs_disk_uevent_change(struct gendisk *disk)
+{
+	kobject_uevent(&disk_to_dev(disk)->kobj, KOBJ_CHANGE);
+}
+
+/* What a request asks for: its operation, byte position and length. */
+void loopfs_rq_info(struct request *rq, u32 *op, u64 *pos, u32 *bytes,
+		    bool *nounmap)
+{
+	*op = req_op(rq);
+	*pos = (u64)blk_rq_pos(rq) << SECTOR_SHIFT;
+	*bytes = blk_rq_bytes(rq);
+	*nounmap = rq->cmd_flags & REQ_NOUNMAP;
+}
+
+/*
+ * Reads or writes the data of a READ or WRITE request from or to file at
+ * pos, synchronously, with O_DIRECT semantics when direct is set. Returns
+ * the bytes transferred or a negative errno.
+ */
+ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
+		     bool write, bool direct)
+{
+	struct req_iterator rq_iter;
+	struct bio_vec tmp, *bvec;
+	struct iov_iter iter;
+	struct kiocb kiocb;
+	int nr_bvec = 0;
+	ssize_t ret;
+
+	rq_for_each_bvec(tmp, rq, rq_iter)
+		nr_bvec++;
+	bvec = kmalloc_array(nr_bvec, sizeof(*bvec), GFP_NOIO);
+	if (!bvec)
+		return -ENOMEM;
+	nr_bvec = 0;
+	rq_for_each_bvec(tmp, rq, rq_iter)
+		bvec[nr_bvec++] = tmp;
+
+	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_bvec,
+		      blk_rq_bytes(rq));
+	init_sync_kiocb(&kiocb, file);
+	kiocb.ki_pos = pos;
+	kiocb.ki_ioprio = req_get_ioprio(rq);
+	if (direct)
+		kiocb.ki_flags |= IOCB_DIRECT;
+
+	if (write) {
+		kiocb.ki_flags |= IOCB_WRITE;
+		file_start_write(file);
+		ret = file->f_op->write_iter(&kiocb, &iter);
+		file_end_write(file);
+	} else {
+		ret = file->f_op->read_iter(&kiocb, &iter);
+	}
+	kfree(bvec);
+	return ret;
+}
+
+/* Zeroes the part of a READ request past the first done bytes. */
+void loopfs_rq_zero_from(struct request *rq, u32 done)
+{
+	struct req_iterator iter;
+	struct bio_vec bv;
+	u32 at = 0;
+
+	rq_for_each_segment(bv, rq, iter) {
+		if (at + bv.bv_len > done) {
+			u32 skip = done > at ? done - at : 0;
+
+			memzero_bvec(&(struct bio_vec){
+				.bv_page = bv.bv_page,
+				.bv_offset = bv.bv_offset + skip,
+				.bv_len = bv.bv_len - skip });
+		}
+		at += bv.bv_len;
+	}
+}
+
+/* Backing file helpers: static inlines the Rust side cannot call. */
+struct file *loopfs_get_file(struct file *file)
+{
+	return get_file(file);
+}
+
+s64 loopfs_file_size(struct file *file)
+{
+	return i_size_read(file->f_mapping->host);
+}
+
+/* Logical block size of the device under file, 0 if there is none. */
+unsigned int loopfs_file_bdev_block_size(struct file *file)
+{
+	struct inode *inode = file->f_mapping->host;
+
+	if (S_ISBLK(inode->i_mode))
+		return bdev_logical_block_size(I_BDEV(inode));
+	if (inode->i_sb->s_bdev)
+		return bdev_logical_block_size(inode->i_sb->s_bdev);
+	return 0;
+}
+
+/*
+ * As loop.c: page cache allocations for the backing file must not recurse
+ * into I/O or filesystems, which could wait on this very device.
+ */
+gfp_t loopfs_file_set_nofs(struct file *file)
+{
+	gfp_t old = mapping_gfp_mask(file->f_mapping);
+
+	mapping_set_gfp_mask(file->f_mapping, old & ~(__GFP_IO | __GFP_FS));
+	return old;
+}
+
+void loopfs_file_restore_gfp(struct file *file, gfp_t gfp)
+{
+	mapping_set_gfp_mask(file->f_mapping, gfp);
+}
+
+/* Every device pins the module until its gendisk is freed. */
+void loopfs_module_get(void)
+{
+	__module_get(THIS_MODULE);
+}
+
+void loopfs_module_put(void)
+{
+	module_put(THIS_MODULE);
+}
+
+int loopfs_blk_init(void)
+{
+	loopfs_major = register_blkdev(0, "loopfs");
+	return loopfs_major < 0 ? loopfs_major : 0;
+}
+
+void loopfs_blk_exit(void)
+{
+	unregister_blkdev(loopfs_major, "loopfs");
+	ida_destroy(&loopfs_minor_ida);
+}
