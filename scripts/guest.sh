@@ -64,6 +64,18 @@ run)
 	;;
 esac
 
+# Every loopfs disk goes with its instance.
+no_loopfs_disk_left() {
+	local i
+	for i in 1 2 3 4 5 6; do
+		compgen -G '/sys/block/loopfs*' >/dev/null || return 0
+		sleep 0.5
+	done
+	ls -d /sys/block/loopfs*
+	return 1
+}
+[ "$mode" = check ] && modtap no_loopfs_disk_left
+
 # Nothing may hold the module once everything is torn down. Lazy unmounts
 # finish asynchronously: allow them a moment, no more.
 rmmod_settled() {

@@ -732,26 +732,31 @@ impl Device {
             }
         };
         let info = rq.info();
-        let pos = info.pos + offset;
         let write = info.op != bindings::req_op_REQ_OP_READ;
         if write && read_only {
             return EIO.to_errno();
         }
+        // Flush requests carry no position (their sector is all ones).
+        let pos = || info.pos.checked_add(offset).ok_or(EIO);
         let result = match info.op {
-            bindings::req_op_REQ_OP_READ => match rq.transfer(&file, pos, false, direct) {
-                Ok(n) if n == info.bytes => Ok(()),
-                Ok(n) => {
-                    // Past the end of the backing file.
-                    rq.zero_from(n);
-                    Err(EIO)
+            bindings::req_op_REQ_OP_READ => {
+                match pos().and_then(|p| rq.transfer(&file, p, false, direct)) {
+                    Ok(n) if n == info.bytes => Ok(()),
+                    Ok(n) => {
+                        // Past the end of the backing file.
+                        rq.zero_from(n);
+                        Err(EIO)
+                    }
+                    Err(err) => Err(err),
                 }
-                Err(err) => Err(err),
-            },
-            bindings::req_op_REQ_OP_WRITE => match rq.transfer(&file, pos, true, direct) {
-                Ok(n) if n == info.bytes => Ok(()),
-                Ok(_) => Err(EIO),
-                Err(err) => Err(err),
-            },
+            }
+            bindings::req_op_REQ_OP_WRITE => {
+                match pos().and_then(|p| rq.transfer(&file, p, true, direct)) {
+                    Ok(n) if n == info.bytes => Ok(()),
+                    Ok(_) => Err(EIO),
+                    Err(err) => Err(err),
+                }
+            }
             bindings::req_op_REQ_OP_FLUSH => match file.fsync() {
                 Err(err) if err != EINVAL => Err(EIO),
                 _ => Ok(()),
@@ -762,7 +767,9 @@ impl Device {
                 } else {
                     FALLOC_FL_PUNCH_HOLE
                 };
-                match file.fallocate(mode | FALLOC_FL_KEEP_SIZE, pos, u64::from(info.bytes)) {
+                match pos().and_then(|p| {
+                    file.fallocate(mode | FALLOC_FL_KEEP_SIZE, p, u64::from(info.bytes))
+                }) {
                     Err(err) if err == sys::eopnotsupp() || err == EINVAL => Err(sys::eopnotsupp()),
                     Err(_) => Err(EIO),
                     Ok(()) => Ok(()),

@@ -1,0 +1,744 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * loopfs devices: loop-control, the loop ioctls and I/O of an instance's
+ * devices, as init root and as root of a new user namespace made by an
+ * unprivileged user. Each test runs in its own mount namespace with a
+ * private tmpfs holding the instance and the backing files.
+ */
+
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <pthread.h>
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+#include "../nsdev_util.h"
+#include "kselftest_harness.h"
+
+#define IMG_SIZE (16 << 20)
+
+FIXTURE(dev) {
+	char base[64];		/* private tmpfs */
+	char lfs[96];		/* the instance */
+	char img[96];		/* a backing file */
+	int ctl;		/* the instance's loop-control */
+};
+
+FIXTURE_VARIANT(dev) {
+	bool userns;
+};
+
+FIXTURE_VARIANT_ADD(dev, init_root) {
+	.userns = false,
+};
+
+FIXTURE_VARIANT_ADD(dev, userns_root) {
+	.userns = true,
+};
+
+static int make_file(const char *path, off_t size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, size)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+FIXTURE_SETUP(dev)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(self->base, sizeof(self->base), "/tmp/loopfs_dev.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->base));
+	ASSERT_EQ(0, chmod(self->base, 0755));
+	if (variant->userns) {
+		ASSERT_EQ(0, nsdev_become_userns_root())
+			TH_LOG("userns: %s", strerror(errno));
+	} else {
+		ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	}
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	ASSERT_EQ(0, mount("tmpfs", self->base, "tmpfs", 0, "size=256m"));
+	snprintf(self->lfs, sizeof(self->lfs), "%s/lfs", self->base);
+	snprintf(self->img, sizeof(self->img), "%s/img", self->base);
+	ASSERT_EQ(0, mkdir(self->lfs, 0755));
+	ASSERT_EQ(0, mount("loop", self->lfs, "loop", 0, NULL));
+	fd = make_file(self->img, IMG_SIZE);
+	ASSERT_LE(0, fd);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/loop-control", self->lfs);
+	self->ctl = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->ctl) TH_LOG("loop-control: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(dev)
+{
+	/* The mount namespace goes with the test process. */
+	if (self->ctl >= 0)
+		close(self->ctl);
+}
+
+static int open_dev(const char *lfs, int n, int flags)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/loop%d", lfs, n);
+	return open(path, flags | O_CLOEXEC);
+}
+
+static bool node_exists(const char *lfs, int n)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/loop%d", lfs, n);
+	return stat(path, &st) == 0 && S_ISBLK(st.st_mode);
+}
+
+static int attach(const char *lfs, int n, const char *img, __u64 offset,
+		  __u64 sizelimit, __u32 flags, __u32 block_size)
+{
+	struct loop_config config = {
+		.block_size = block_size,
+		.info.lo_offset = offset,
+		.info.lo_sizelimit = sizelimit,
+		.info.lo_flags = flags,
+	};
+	int dev, file, ret;
+
+	dev = open_dev(lfs, n, O_RDWR);
+	if (dev < 0)
+		return -1;
+	file = open(img, ((flags & LO_FLAGS_READ_ONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (file < 0) {
+		close(dev);
+		return -1;
+	}
+	config.fd = file;
+	snprintf((char *)config.info.lo_file_name, LO_NAME_SIZE, "%s", img);
+	ret = ioctl(dev, LOOP_CONFIGURE, &config);
+	close(file);
+	if (ret) {
+		close(dev);
+		return -1;
+	}
+	return dev;
+}
+
+static __u64 dev_size(int dev)
+{
+	__u64 size = 0;
+
+	return ioctl(dev, BLKGETSIZE64, &size) ? (__u64)-1 : size;
+}
+
+static void fill(char *buf, size_t len, unsigned int seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)(seed * 131 + i * 7 + (i >> 9));
+}
+
+TEST_F(dev, control_add_remove_get_free)
+{
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_GET_FREE));
+	EXPECT_TRUE(node_exists(self->lfs, 0));
+	/* An unbound device is what GET_FREE hands out again. */
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_GET_FREE));
+
+	ASSERT_EQ(5, ioctl(self->ctl, LOOP_CTL_ADD, 5));
+	EXPECT_TRUE(node_exists(self->lfs, 5));
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_ADD, 5));
+	EXPECT_EQ(EEXIST, errno);
+	/* A negative number asks for the first free one. */
+	ASSERT_EQ(1, ioctl(self->ctl, LOOP_CTL_ADD, -1));
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_REMOVE, 5));
+	EXPECT_FALSE(node_exists(self->lfs, 5));
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_REMOVE, 5));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_REMOVE, -1));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(self->ctl, 0x4C8F, 0));
+	EXPECT_EQ(ENOSYS, errno);
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_REMOVE, 0));
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_REMOVE, 1));
+	EXPECT_FALSE(node_exists(self->lfs, 0));
+}
+
+TEST_F(dev, remove_busy_device_ebusy)
+{
+	int dev;
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev) TH_LOG("attach: %s", strerror(errno));
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_REMOVE, 0));
+	EXPECT_EQ(EBUSY, errno);
+	/* A bound device is not free. */
+	EXPECT_EQ(1, ioctl(self->ctl, LOOP_CTL_GET_FREE));
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	/* Still open: removal must wait for the last close. */
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_REMOVE, 0));
+	EXPECT_EQ(EBUSY, errno);
+	close(dev);
+	EXPECT_EQ(0, ioctl(self->ctl, LOOP_CTL_REMOVE, 0));
+}
+
+TEST_F(dev, status_roundtrip)
+{
+	struct loop_info64 info;
+	struct loop_info old;
+	struct stat st;
+	int dev;
+
+	ASSERT_EQ(3, ioctl(self->ctl, LOOP_CTL_ADD, 3));
+	dev = open_dev(self->lfs, 3, O_RDWR);
+	ASSERT_LE(0, dev);
+	/* Unbound. */
+	EXPECT_EQ(-1, ioctl(dev, LOOP_GET_STATUS64, &info));
+	EXPECT_EQ(ENXIO, errno);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_CLR_FD));
+	EXPECT_EQ(ENXIO, errno);
+	close(dev);
+
+	dev = attach(self->lfs, 3, self->img, 4096, 1 << 20, LO_FLAGS_AUTOCLEAR, 0);
+	ASSERT_LE(0, dev) TH_LOG("attach: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
+	ASSERT_EQ(0, stat(self->img, &st));
+	EXPECT_EQ(3, info.lo_number);
+	EXPECT_EQ(4096, info.lo_offset);
+	EXPECT_EQ(1 << 20, info.lo_sizelimit);
+	EXPECT_EQ(LO_FLAGS_AUTOCLEAR, info.lo_flags);
+	EXPECT_EQ(st.st_ino, info.lo_inode);
+	EXPECT_EQ(makedev(major(st.st_dev), minor(st.st_dev)), info.lo_device);
+	EXPECT_STREQ(self->img, (char *)info.lo_file_name);
+	EXPECT_EQ(1 << 20, dev_size(dev));
+
+	/* The legacy form sees the same. */
+	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS, &old));
+	EXPECT_EQ(3, old.lo_number);
+	EXPECT_EQ(4096, old.lo_offset);
+	EXPECT_STREQ(self->img, old.lo_name);
+
+	/* SET_STATUS: the size follows offset and sizelimit. */
+	info.lo_offset = 0;
+	info.lo_sizelimit = 0;
+	info.lo_flags = 0;	/* clears AUTOCLEAR */
+	ASSERT_EQ(0, ioctl(dev, LOOP_SET_STATUS64, &info));
+	EXPECT_EQ(IMG_SIZE, dev_size(dev));
+	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
+	EXPECT_EQ(0, info.lo_flags & LO_FLAGS_AUTOCLEAR);
+
+	/* Bad values change nothing. */
+	info.lo_encrypt_type = 1;
+	EXPECT_EQ(-1, ioctl(dev, LOOP_SET_STATUS64, &info));
+	EXPECT_EQ(EINVAL, errno);
+	info.lo_encrypt_type = 0;
+	info.lo_offset = 1ULL << 63;
+	EXPECT_EQ(-1, ioctl(dev, LOOP_SET_STATUS64, &info));
+	EXPECT_EQ(EOVERFLOW, errno);
+	EXPECT_EQ(IMG_SIZE, dev_size(dev));
+
+	/* A bound device refuses a second file. */
+	EXPECT_EQ(-1, attach(self->lfs, 3, self->img, 0, 0, 0, 0));
+	EXPECT_EQ(EBUSY, errno);
+
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	/* Detached on last close. */
+	dev = open_dev(self->lfs, 3, O_RDONLY);
+	ASSERT_LE(0, dev);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_GET_STATUS64, &info));
+	EXPECT_EQ(ENXIO, errno);
+	close(dev);
+}
+
+TEST_F(dev, configure_rejects_bad_input)
+{
+	struct loop_config config = { .fd = 1000 };
+	int dev, dir;
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = open_dev(self->lfs, 0, O_RDWR);
+	ASSERT_LE(0, dev);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_CONFIGURE, &config));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_SET_FD, 1000));
+	EXPECT_EQ(EBADF, errno);
+
+	/* A directory cannot back a device. */
+	dir = open(self->base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, dir);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_SET_FD, dir));
+	EXPECT_EQ(EINVAL, errno);
+	close(dir);
+
+	/* Nor can the device itself. */
+	EXPECT_EQ(-1, ioctl(dev, LOOP_SET_FD, dev));
+	EXPECT_EQ(EBADF, errno);
+
+	/* Unknown flags. */
+	config.fd = open(self->img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, config.fd);
+	config.info.lo_flags = 0x8000;
+	EXPECT_EQ(-1, ioctl(dev, LOOP_CONFIGURE, &config));
+	EXPECT_EQ(EINVAL, errno);
+	/* Unknown ioctl. */
+	EXPECT_EQ(-1, ioctl(dev, 0x4CFF, 0));
+	EXPECT_EQ(EINVAL, errno);
+	close(config.fd);
+	close(dev);
+}
+
+TEST_F(dev, read_only_device_refuses_writes)
+{
+	struct loop_info64 info;
+	char buf[4096], other[128];
+	int dev, fd;
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, self->img, 0, 0, LO_FLAGS_READ_ONLY, 0);
+	ASSERT_LE(0, dev) TH_LOG("attach: %s", strerror(errno));
+	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
+	EXPECT_TRUE(info.lo_flags & LO_FLAGS_READ_ONLY);
+	memset(buf, 0xa5, sizeof(buf));
+	EXPECT_EQ(-1, pwrite(dev, buf, sizeof(buf), 0));
+	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(sizeof(buf), pread(dev, buf, sizeof(buf), 0));
+
+	/* CHANGE_FD works on read-only devices only, with the same size. */
+	snprintf(other, sizeof(other), "%s/other", self->base);
+	fd = make_file(other, IMG_SIZE);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, ioctl(dev, LOOP_CHANGE_FD, fd));
+	close(fd);
+	/* A file of another size is refused. */
+	snprintf(other, sizeof(other), "%s/small", self->base);
+	fd = make_file(other, IMG_SIZE / 2);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_CHANGE_FD, fd));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+
+	dev = attach(self->lfs, 0, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev);
+	fd = open(self->img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_CHANGE_FD, fd));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+}
+
+/* Data written through the device lands in the file at the right place. */
+static void roundtrip(struct __test_metadata *_metadata, int ctl, const char *lfs,
+		      const char *img, __u32 flags, int dev_oflags)
+{
+	const off_t offset = 8192, at = 65536;
+	int dev, file, direct;
+	char *a, *b;
+
+	a = aligned_alloc(4096, 1 << 20);
+	b = aligned_alloc(4096, 1 << 20);
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	ASSERT_EQ(7, ioctl(ctl, LOOP_CTL_ADD, 7));
+	dev = attach(lfs, 7, img, offset, 0, flags, 0);
+	ASSERT_LE(0, dev) TH_LOG("attach: %s", strerror(errno));
+	close(dev);
+	dev = open_dev(lfs, 7, O_RDWR | dev_oflags);
+	ASSERT_LE(0, dev);
+	file = open(img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, file);
+
+	/* Device to file. */
+	fill(a, 1 << 20, 1);
+	ASSERT_EQ(1 << 20, pwrite(dev, a, 1 << 20, at));
+	ASSERT_EQ(0, fsync(dev));
+	ASSERT_EQ(1 << 20, pread(file, b, 1 << 20, offset + at));
+	EXPECT_EQ(0, memcmp(a, b, 1 << 20));
+
+	/* File to device. */
+	fill(a, 1 << 20, 2);
+	ASSERT_EQ(1 << 20, pwrite(file, a, 1 << 20, offset + 3 * at));
+	ASSERT_EQ(0, fsync(file));
+	/*
+	 * Read past the device's page cache (BLKFLSBUF would need
+	 * CAP_SYS_ADMIN in the initial namespace).
+	 */
+	direct = open_dev(lfs, 7, O_RDONLY | O_DIRECT);
+	ASSERT_LE(0, direct);
+	memset(b, 0, 1 << 20);
+	ASSERT_EQ(1 << 20, pread(direct, b, 1 << 20, 3 * at));
+	EXPECT_EQ(0, memcmp(a, b, 1 << 20));
+	close(direct);
+
+	close(file);
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	free(a);
+	free(b);
+}
+
+TEST_F(dev, data_roundtrip_buffered)
+{
+	roundtrip(_metadata, self->ctl, self->lfs, self->img, 0, 0);
+}
+
+TEST_F(dev, data_roundtrip_direct_io)
+{
+	struct loop_info64 info;
+	int dev;
+
+	roundtrip(_metadata, self->ctl, self->lfs, self->img, LO_FLAGS_DIRECT_IO, O_DIRECT);
+
+	/* The backing tmpfs does direct I/O, so the flag sticks. */
+	dev = attach(self->lfs, 7, self->img, 0, 0, LO_FLAGS_DIRECT_IO, 0);
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
+	EXPECT_TRUE(info.lo_flags & LO_FLAGS_DIRECT_IO);
+	ASSERT_EQ(0, ioctl(dev, LOOP_SET_DIRECT_IO, 0));
+	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
+	EXPECT_FALSE(info.lo_flags & LO_FLAGS_DIRECT_IO);
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+}
+
+TEST_F(dev, capacity_and_block_size)
+{
+	int dev, file, bs = 0;
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev);
+	EXPECT_EQ(IMG_SIZE, dev_size(dev));
+
+	/* The file grows: SET_CAPACITY picks it up. */
+	file = open(self->img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(0, ftruncate(file, 2 * IMG_SIZE));
+	close(file);
+	EXPECT_EQ(IMG_SIZE, dev_size(dev));
+	ASSERT_EQ(0, ioctl(dev, LOOP_SET_CAPACITY, 0));
+	EXPECT_EQ(2 * IMG_SIZE, dev_size(dev));
+
+	ASSERT_EQ(0, ioctl(dev, BLKSSZGET, &bs));
+	EXPECT_EQ(512, bs);
+	ASSERT_EQ(0, ioctl(dev, LOOP_SET_BLOCK_SIZE, 4096));
+	ASSERT_EQ(0, ioctl(dev, BLKSSZGET, &bs));
+	EXPECT_EQ(4096, bs);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_SET_BLOCK_SIZE, 1000));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+}
+
+TEST_F(dev, max_option_limits_and_remount_raises)
+{
+	ASSERT_EQ(0, mount(NULL, self->lfs, NULL, MS_REMOUNT, "max=2"));
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, -1));
+	ASSERT_EQ(1, ioctl(self->ctl, LOOP_CTL_ADD, -1));
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_ADD, -1));
+	EXPECT_EQ(ENOSPC, errno);
+	/* GET_FREE hands out an existing free device without adding. */
+	EXPECT_EQ(0, ioctl(self->ctl, LOOP_CTL_GET_FREE));
+	EXPECT_EQ(0, ioctl(self->ctl, LOOP_CTL_REMOVE, 1));
+	EXPECT_EQ(1, ioctl(self->ctl, LOOP_CTL_ADD, 1));
+
+	ASSERT_EQ(0, mount(NULL, self->lfs, NULL, MS_REMOUNT, "max=3"));
+	EXPECT_EQ(2, ioctl(self->ctl, LOOP_CTL_ADD, -1));
+	/* Lowering refuses new devices but removes none. */
+	ASSERT_EQ(0, mount(NULL, self->lfs, NULL, MS_REMOUNT, "max=1"));
+	EXPECT_TRUE(node_exists(self->lfs, 2));
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_ADD, -1));
+	EXPECT_EQ(ENOSPC, errno);
+}
+
+TEST_F(dev, instances_do_not_share_devices)
+{
+	char other[128], path[PATH_MAX];
+	struct stat a, b;
+	int ctl2;
+
+	snprintf(other, sizeof(other), "%s/other", self->base);
+	ASSERT_EQ(0, mkdir(other, 0755));
+	ASSERT_EQ(0, mount("loop", other, "loop", 0, NULL));
+	snprintf(path, sizeof(path), "%s/loop-control", other);
+	ctl2 = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl2);
+
+	ASSERT_EQ(4, ioctl(self->ctl, LOOP_CTL_ADD, 4));
+	EXPECT_FALSE(node_exists(other, 4));
+	/* Numbers are per instance: both may have a loop4. */
+	ASSERT_EQ(4, ioctl(ctl2, LOOP_CTL_ADD, 4));
+	snprintf(path, sizeof(path), "%s/loop4", self->lfs);
+	ASSERT_EQ(0, stat(path, &a));
+	snprintf(path, sizeof(path), "%s/loop4", other);
+	ASSERT_EQ(0, stat(path, &b));
+	EXPECT_NE(a.st_rdev, b.st_rdev);
+	/* Removing one leaves the other. */
+	ASSERT_EQ(0, ioctl(ctl2, LOOP_CTL_REMOVE, 4));
+	EXPECT_TRUE(node_exists(self->lfs, 4));
+	close(ctl2);
+	ASSERT_EQ(0, umount2(other, 0));
+}
+
+TEST_F(dev, nodes_belong_to_instance_root)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	snprintf(path, sizeof(path), "%s/loop0", self->lfs);
+	ASSERT_EQ(0, stat(path, &st));
+	EXPECT_TRUE(S_ISBLK(st.st_mode));
+	EXPECT_EQ(0600, st.st_mode & 07777);
+	EXPECT_EQ(0, st.st_uid);
+	EXPECT_EQ(0, st.st_gid);
+	/* Nobody else makes or removes nodes here. */
+	EXPECT_EQ(-1, unlink(path));
+	snprintf(path, sizeof(path), "%s/x", self->lfs);
+	EXPECT_EQ(-1, mknod(path, S_IFBLK | 0600, st.st_rdev));
+}
+
+TEST_F(dev, umount_keeps_open_device_working)
+{
+	char buf[4096];
+	int dev;
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	ASSERT_EQ(1, ioctl(self->ctl, LOOP_CTL_ADD, 1));
+	dev = attach(self->lfs, 0, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev);
+	close(self->ctl);
+	self->ctl = -1;
+	ASSERT_EQ(0, umount2(self->lfs, MNT_DETACH));
+
+	fill(buf, sizeof(buf), 3);
+	EXPECT_EQ(sizeof(buf), pwrite(dev, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, fsync(dev));
+	EXPECT_EQ(sizeof(buf), pread(dev, buf, sizeof(buf), 4096));
+	close(dev);
+}
+
+/* No backing file reference survives the device. */
+TEST_F(dev, backing_file_released)
+{
+	struct statvfs before, after;
+	char *buf;
+	int dev;
+
+	buf = calloc(1, 8 << 20);
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, statvfs(self->base, &before));
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev);
+	fill(buf, 8 << 20, 4);
+	ASSERT_EQ(8 << 20, pwrite(dev, buf, 8 << 20, 0));
+	ASSERT_EQ(0, fsync(dev));
+	ASSERT_EQ(0, unlink(self->img));
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_REMOVE, 0));
+	/* tmpfs frees the blocks once the last reference is gone. */
+	for (int i = 0; i < 50; i++) {
+		ASSERT_EQ(0, statvfs(self->base, &after));
+		if (after.f_bfree >= before.f_bfree)
+			break;
+		usleep(100000);
+	}
+	EXPECT_GE(after.f_bfree, before.f_bfree);
+	free(buf);
+}
+
+/* Configuration needs CAP_SYS_ADMIN in the instance's user namespace. */
+TEST_F(dev, config_needs_cap_sys_admin)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	struct loop_info64 info;
+	int dev, file;
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	ASSERT_EQ(1, ioctl(self->ctl, LOOP_CTL_ADD, 1));
+	dev = attach(self->lfs, 1, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev);
+	close(dev);
+	dev = open_dev(self->lfs, 0, O_RDWR);
+	ASSERT_LE(0, dev);
+	file = open(self->img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, file);
+
+	ASSERT_EQ(0, syscall(SYS_capget, &hdr, data));
+	data[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &= ~CAP_TO_MASK(CAP_SYS_ADMIN);
+	ASSERT_EQ(0, syscall(SYS_capset, &hdr, data));
+
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_ADD, 2));
+	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(-1, ioctl(self->ctl, LOOP_CTL_GET_FREE));
+	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(-1, ioctl(dev, LOOP_SET_FD, file));
+	EXPECT_EQ(EPERM, errno);
+	close(dev);
+	/* Reading the status is not configuration. */
+	dev = open_dev(self->lfs, 1, O_RDONLY);
+	ASSERT_LE(0, dev);
+	EXPECT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
+	EXPECT_EQ(-1, ioctl(dev, LOOP_CLR_FD));
+	EXPECT_EQ(EPERM, errno);
+	close(dev);
+	close(file);
+}
+
+static int sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	status = system(cmd);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/*
+ * Unmodified util-linux losetup, as in the loopfs RFC's session: a private
+ * /dev whose loop-control and loopN are symlinks into the instance.
+ */
+TEST_F(dev, losetup)
+{
+	const char *b = self->base;
+
+	ASSERT_EQ(0, sh("set -e; mkdir %s/dev; for n in null zero urandom; do "
+			"touch %s/dev/$n; mount --bind /dev/$n %s/dev/$n; done; "
+			"ln -s %s/loop-control %s/dev/loop-control; "
+			"for i in 0 1 2 3 4 5 6 7; do ln -s %s/loop$i %s/dev/loop$i; done; "
+			"mount --rbind %s/dev /dev", b, b, b, self->lfs, b, self->lfs, b, b));
+	ASSERT_EQ(0, sh("test \"$(losetup -f --show %s)\" = /dev/loop0", self->img));
+	EXPECT_EQ(0, sh("losetup -l -n -O NAME,BACK-FILE /dev/loop0 | grep -q '^/dev/loop0 *%s$'",
+			self->img));
+	EXPECT_EQ(0, sh("test \"$(cat /sys/dev/block/$(stat -L -c '%%t:%%T' /dev/loop0 | "
+			"awk -F: '{printf \"%%d:%%d\", \"0x\"$1, \"0x\"$2}')/loop/backing_file)\" = %s",
+			self->img));
+	EXPECT_EQ(0, sh("losetup -d /dev/loop0"));
+	EXPECT_NE(0, sh("losetup /dev/loop0 2>/dev/null"));
+
+	/* Offset, size limit, read-only. */
+	ASSERT_EQ(0, sh("test \"$(losetup -f --show -r -o 1048576 --sizelimit 2097152 %s)\" = /dev/loop0",
+			self->img));
+	EXPECT_EQ(0, sh("test \"$(losetup -l -n -O OFFSET,SIZELIMIT,RO /dev/loop0 | xargs)\" = "
+			"'1048576 2097152 1'"));
+	EXPECT_EQ(0, sh("test $(blockdev --getsize64 /dev/loop0) = 2097152"));
+	EXPECT_NE(0, sh("dd if=/dev/zero of=/dev/loop0 bs=4k count=1 2>/dev/null"));
+
+	/* Direct I/O and 4096-byte sectors. */
+	ASSERT_EQ(0, sh("test \"$(losetup -f --show --direct-io=on --sector-size 4096 %s)\" = /dev/loop1",
+			self->img));
+	EXPECT_EQ(0, sh("test \"$(losetup -l -n -O DIO,LOG-SEC /dev/loop1 | xargs)\" = '1 4096'"));
+	EXPECT_EQ(0, sh("test $(blockdev --getss /dev/loop1) = 4096"));
+
+	/* Capacity follows the file with -c. */
+	EXPECT_EQ(0, sh("truncate -s 32M %s && losetup -c /dev/loop1 && "
+			"test $(blockdev --getsize64 /dev/loop1) = 33554432", self->img));
+	EXPECT_EQ(0, sh("losetup -d /dev/loop0 /dev/loop1"));
+}
+
+struct stress_arg {
+	char lfs[96];
+	char img[96];
+	int ctl;
+	int errors;
+};
+
+static void stress_error(struct stress_arg *a, const char *what, int err)
+{
+	fprintf(stderr, "# %s: %s\n", what, strerror(err));
+	__atomic_add_fetch(&a->errors, 1, __ATOMIC_RELAXED);
+}
+
+/* Adds, attaches, detaches and removes devices, racing with the others. */
+static void *stress_thread(void *p)
+{
+	struct stress_arg *a = p;
+
+	for (int i = 0; i < 40; i++) {
+		int n = ioctl(a->ctl, LOOP_CTL_GET_FREE);
+		int dev;
+
+		if (n < 0) {
+			if (errno != ENOSPC)
+				stress_error(a, "get_free", errno);
+			continue;
+		}
+		dev = attach(a->lfs, n, a->img, 0, 0, LO_FLAGS_AUTOCLEAR, 0);
+		if (dev >= 0) {
+			char buf[512] = { 1 };
+
+			if (pwrite(dev, buf, sizeof(buf), 512 * i) != sizeof(buf))
+				stress_error(a, "pwrite", errno);
+			close(dev);	/* autoclear */
+		} else if (errno != EBUSY && errno != ENXIO && errno != ENOENT) {
+			/* ENOENT: another thread removed it meanwhile. */
+			stress_error(a, "attach", errno);
+		}
+		if (ioctl(a->ctl, LOOP_CTL_REMOVE, n) && errno != EBUSY && errno != ENODEV)
+			stress_error(a, "remove", errno);
+	}
+	return NULL;
+}
+
+TEST_F(dev, concurrent_add_remove_attach_detach)
+{
+	struct stress_arg args[4];
+	pthread_t threads[8];
+	struct statvfs before, after;
+
+	ASSERT_EQ(0, statvfs(self->base, &before));
+	for (int i = 0; i < 2; i++) {
+		char path[PATH_MAX];
+
+		snprintf(args[i].lfs, sizeof(args[i].lfs), "%s/s%d", self->base, i);
+		snprintf(args[i].img, sizeof(args[i].img), "%s/s%d.img", self->base, i);
+		ASSERT_EQ(0, mkdir(args[i].lfs, 0755));
+		ASSERT_EQ(0, mount("loop", args[i].lfs, "loop", 0, "max=3"));
+		close(make_file(args[i].img, 1 << 20));
+		snprintf(path, sizeof(path), "%s/loop-control", args[i].lfs);
+		args[i].ctl = open(path, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, args[i].ctl);
+		args[i].errors = 0;
+	}
+	for (int t = 0; t < 8; t++)
+		ASSERT_EQ(0, pthread_create(&threads[t], NULL, stress_thread, &args[t % 2]));
+	for (int t = 0; t < 8; t++)
+		ASSERT_EQ(0, pthread_join(threads[t], NULL));
+	for (int i = 0; i < 2; i++) {
+		EXPECT_EQ(0, args[i].errors);
+		close(args[i].ctl);
+		ASSERT_EQ(0, umount2(args[i].lfs, 0));
+		/* Nothing holds the backing files any more. */
+		ASSERT_EQ(0, unlink(args[i].img));
+	}
+	ASSERT_EQ(0, statvfs(self->base, &after));
+	EXPECT_GE(after.f_bfree, before.f_bfree);
+}
+
+TEST_HARNESS_MAIN
