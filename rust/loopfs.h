@@ -50,6 +50,8 @@ int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 unsigned int loopfs_disk_block_size(struct gendisk *disk);
 void loopfs_disk_set_partscan(struct gendisk *disk, bool on);
 int loopfs_disk_rescan(struct gendisk *disk, bool locked);
+void loopfs_disk_partitions(struct gendisk *disk, dev_t *devts,
+			    unsigned int max);
 void loopfs_disk_uevent_change(struct gendisk *disk);
 void loopfs_rq_info(struct request *rq, u32 *op, u64 *pos, u32 *bytes,
 		    bool *nounmap);

@@ -343,6 +343,26 @@ int loopfs_disk_rescan(struct gendisk *disk, bool locked)
 	return ret;
 }
 
+/*
+ * Fills devts[i] with the device number of partition i + 1, or 0, for the
+ * first max partitions of disk.
+ */
+void loopfs_disk_partitions(struct gendisk *disk, dev_t *devts,
+			    unsigned int max)
+{
+	struct block_device *part;
+	unsigned long idx;
+
+	memset(devts, 0, max * sizeof(*devts));
+	rcu_read_lock();
+	xa_for_each_start(&disk->part_tbl, idx, part, 1) {
+		if (idx > max)
+			break;
+		devts[idx - 1] = part->bd_dev;
+	}
+	rcu_read_unlock();
+}
+
 void loopfs_disk_uevent_change(struct gendisk *disk)
 {
 	kobject_uevent(&disk_to_dev(disk)->kobj, KOBJ_CHANGE);

@@ -76,13 +76,25 @@ struct Inner {
     devices: RBTree<u32, Arc<Device>>,
 }
 
-fn node_name(number: u32) -> Result<CString> {
-    CString::try_from_fmt(fmt!("loop{}", number))
+/// `loopN` for the device, `loopNpM` for its partition M (M > 0).
+pub(crate) fn node_name(number: u32, partition: usize) -> Result<CString> {
+    if partition == 0 {
+        CString::try_from_fmt(fmt!("loop{}", number))
+    } else {
+        CString::try_from_fmt(fmt!("loop{}p{}", number, partition))
+    }
 }
 
 impl Instance {
     pub(crate) fn is_alive(&self) -> bool {
         self.inner.lock().sb.is_some()
+    }
+
+    /// Runs `f` on the superblock, under the instance lock, if mounted.
+    pub(crate) fn with_sb(&self, f: impl FnOnce(&SuperBlock)) {
+        if let Some(sb) = &self.inner.lock().sb {
+            f(sb);
+        }
     }
 
     /// `LOOP_CTL_ADD`: a device numbered `req`, or the first free number if
@@ -107,7 +119,7 @@ impl Instance {
         if max != 0 && inner.devices.keys().count() >= max as usize {
             return Err(ENOSPC);
         }
-        let name = node_name(number)?;
+        let name = node_name(number, 0)?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
         let dev = Device::new(number, self.clone(), DeviceSlot::reserve()?)?;
         let devt = dev.add_disk()?;
@@ -129,8 +141,8 @@ impl Instance {
         let dev = inner.devices.get(&number).ok_or(ENODEV)?.clone();
         dev.mark_deleting(false)?;
         inner.devices.remove(&number);
-        if let (Some(sb), Ok(name)) = (&inner.sb, node_name(number)) {
-            sb.remove_node(&name);
+        if let Some(sb) = &inner.sb {
+            dev.remove_nodes(sb);
         }
         drop(inner);
         dev.destroy_disk();

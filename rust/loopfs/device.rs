@@ -3,7 +3,7 @@
 //! One loop device of an instance: its state machine, the loop ioctls with
 //! loop.c's semantics and errnos, and file-backed I/O.
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::{
     bindings,
     error::code::*,
@@ -26,6 +26,9 @@ const SECTOR_SHIFT: u32 = 9;
 const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
 const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
 const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
+
+/// Partitions that get a node in the instance: `loopNp1` to `loopNp64`.
+const MAX_PART_NODES: usize = 64;
 
 /// Devices of all instances together, against the `max_devices` parameter.
 static DEVICES: AtomicU32 = AtomicU32::new(0);
@@ -101,6 +104,9 @@ pub(crate) struct Device {
     pub(crate) instance: Arc<Instance>,
     /// Set once the disk exists; cleared when it is destroyed.
     disk: AtomicPtr<bindings::gendisk>,
+    /// Which `loopNpM` nodes exist (bit M - 1); changed under the
+    /// instance's lock.
+    part_nodes: AtomicU64,
     #[pin]
     ctl: Mutex<Ctl>,
     #[pin]
@@ -171,6 +177,7 @@ impl Device {
                 number,
                 instance,
                 disk: AtomicPtr::new(core::ptr::null_mut()),
+                part_nodes: AtomicU64::new(0),
                 ctl <- new_mutex!(Ctl {
                     state: State::Unbound,
                     offset: 0,
@@ -252,6 +259,46 @@ impl Device {
         }
     }
 
+    /// Makes the instance's `loopNpM` nodes match the disk's partitions.
+    fn sync_partition_nodes(&self) {
+        let Ok(disk) = self.disk() else {
+            return;
+        };
+        let devts = disk.partitions::<MAX_PART_NODES>();
+        self.instance.with_sb(|sb| {
+            let mut have = self.part_nodes.load(Ordering::Relaxed);
+            for (i, &devt) in devts.iter().enumerate() {
+                let bit = 1u64 << i;
+                let Ok(name) = crate::node_name(self.number, i + 1) else {
+                    continue;
+                };
+                if have & bit != 0 {
+                    sb.remove_node(&name);
+                    have &= !bit;
+                }
+                if devt != 0 && sb.add_node(&name, devt).is_ok() {
+                    have |= bit;
+                }
+            }
+            self.part_nodes.store(have, Ordering::Relaxed);
+        });
+    }
+
+    /// Removes the device's nodes from the instance (its lock held).
+    pub(crate) fn remove_nodes(&self, sb: &sys::SuperBlock) {
+        let have = self.part_nodes.swap(0, Ordering::Relaxed);
+        for i in 0..MAX_PART_NODES {
+            if have & (1u64 << i) != 0 {
+                if let Ok(name) = crate::node_name(self.number, i + 1) {
+                    sb.remove_node(&name);
+                }
+            }
+        }
+        if let Ok(name) = crate::node_name(self.number, 0) {
+            sb.remove_node(&name);
+        }
+    }
+
     pub(crate) fn is_free(&self) -> bool {
         self.ctl.lock().state == State::Unbound
     }
@@ -298,6 +345,9 @@ impl Device {
                 let _ = disk.rescan(open_mutex_held);
             }
             disk.set_partscan(false);
+        }
+        if flags & LO_FLAGS_PARTSCAN != 0 {
+            self.sync_partition_nodes();
         }
         if let Some(file) = &file {
             file.restore_gfp(gfp);
@@ -445,9 +495,16 @@ impl Device {
             ctl.flags & LO_FLAGS_PARTSCAN != 0
         };
         if partscan {
-            let _ = disk.rescan(false);
+            self.rescan(&disk);
         }
         Ok(())
+    }
+
+    /// Rereads the partition table and shows its partitions in the instance.
+    fn rescan(&self, disk: &Disk) {
+        // As loop.c: a table that cannot be read leaves the device usable.
+        let _ = disk.rescan(false);
+        self.sync_partition_nodes();
     }
 
     /// The part of `loop_configure()` after validation, under the lock.
@@ -582,7 +639,7 @@ impl Device {
             newly
         };
         if partscan {
-            let _ = disk.rescan(false);
+            self.rescan(&disk);
         }
         Ok(())
     }
@@ -632,7 +689,7 @@ impl Device {
         };
         drop(old);
         if partscan {
-            let _ = disk.rescan(false);
+            self.rescan(&disk);
         }
         disk.uevent_change();
         Ok(())

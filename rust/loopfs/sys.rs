@@ -54,6 +54,11 @@ pub(crate) mod ffi {
         pub(crate) fn loopfs_disk_set_partscan(disk: *mut bindings::gendisk, on: bool);
         pub(crate) fn loopfs_disk_rescan(disk: *mut bindings::gendisk, locked: bool) -> c_int;
         pub(crate) fn loopfs_disk_uevent_change(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_disk_partitions(
+            disk: *mut bindings::gendisk,
+            devts: *mut bindings::dev_t,
+            max: c_uint,
+        );
         pub(crate) fn loopfs_rq_info(
             rq: *mut bindings::request,
             op: *mut u32,
@@ -429,6 +434,14 @@ impl Disk {
     pub(crate) fn set_partscan(&self, on: bool) {
         // SAFETY: The disk is alive.
         unsafe { ffi::loopfs_disk_set_partscan(self.as_ptr(), on) };
+    }
+
+    /// The device numbers of partitions 1 to `N` (0 where there is none).
+    pub(crate) fn partitions<const N: usize>(&self) -> [bindings::dev_t; N] {
+        let mut devts = [0; N];
+        // SAFETY: The disk is alive; `devts` has room for `N` entries.
+        unsafe { ffi::loopfs_disk_partitions(self.as_ptr(), devts.as_mut_ptr(), N as c_uint) };
+        devts
     }
 
     /// Rereads the partition table. `open_mutex_held` is true in the release

@@ -660,6 +660,65 @@ TEST_F(dev, losetup)
 	EXPECT_EQ(0, sh("truncate -s 32M %s && losetup -c /dev/loop1 && "
 			"test $(blockdev --getsize64 /dev/loop1) = 33554432", self->img));
 	EXPECT_EQ(0, sh("losetup -d /dev/loop0 /dev/loop1"));
+
+	/* Partition scanning, what image builders need. */
+	ASSERT_EQ(0, sh("printf 'label: gpt\\nsize=2MiB\\nsize=4MiB\\n' | sfdisk -q %s", self->img));
+	ASSERT_EQ(0, sh("test \"$(losetup -f --show -P %s)\" = /dev/loop0", self->img));
+	EXPECT_EQ(0, sh("test -b %s/loop0p1 && test -b %s/loop0p2 && ! test -e %s/loop0p3",
+			self->lfs, self->lfs, self->lfs));
+	EXPECT_EQ(0, sh("test $(losetup -l -n -O PARTSCAN /dev/loop0) = 1"));
+	EXPECT_EQ(0, sh("losetup -d /dev/loop0"));
+	EXPECT_EQ(0, sh("! test -e %s/loop0p1", self->lfs));
+}
+
+TEST_F(dev, partitions)
+{
+	char path[PATH_MAX], *buf, *back;
+	struct stat st;
+	int dev, part, file;
+
+	/* Two partitions: 1 MiB at 1 MiB, 4 MiB at 4 MiB. */
+	ASSERT_EQ(0, sh("printf 'label: dos\\nstart=2048, size=2048, type=83\\n"
+			"start=8192, size=8192, type=83\\n' | sfdisk -q %s", self->img));
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, self->img, 0, 0, LO_FLAGS_PARTSCAN, 0);
+	ASSERT_LE(0, dev) TH_LOG("attach: %s", strerror(errno));
+
+	snprintf(path, sizeof(path), "%s/loop0p1", self->lfs);
+	ASSERT_EQ(0, stat(path, &st)) TH_LOG("no %s", path);
+	EXPECT_TRUE(S_ISBLK(st.st_mode));
+	EXPECT_EQ(0600, st.st_mode & 07777);
+	snprintf(path, sizeof(path), "%s/loop0p2", self->lfs);
+	ASSERT_EQ(0, stat(path, &st));
+	snprintf(path, sizeof(path), "%s/loop0p3", self->lfs);
+	EXPECT_EQ(-1, stat(path, &st));
+
+	/* Partition 2 is the file from 4 MiB on. */
+	snprintf(path, sizeof(path), "%s/loop0p2", self->lfs);
+	part = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, part);
+	EXPECT_EQ(4 << 20, dev_size(part));
+	buf = malloc(65536);
+	back = malloc(65536);
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, back);
+	fill(buf, 65536, 9);
+	ASSERT_EQ(65536, pwrite(part, buf, 65536, 4096));
+	ASSERT_EQ(0, fsync(part));
+	close(part);
+	file = open(self->img, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(65536, pread(file, back, 65536, (4 << 20) + 4096));
+	EXPECT_EQ(0, memcmp(buf, back, 65536));
+	close(file);
+
+	/* Detaching takes the partitions away. */
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	snprintf(path, sizeof(path), "%s/loop0p1", self->lfs);
+	EXPECT_EQ(-1, stat(path, &st));
+	free(buf);
+	free(back);
 }
 
 struct stress_arg {
@@ -739,6 +798,104 @@ TEST_F(dev, concurrent_add_remove_attach_detach)
 	}
 	ASSERT_EQ(0, statvfs(self->base, &after));
 	EXPECT_GE(after.f_bfree, before.f_bfree);
+}
+
+#define MAX_DEVICES_PARAM "/sys/module/loopfs/parameters/max_devices"
+
+/* The module parameter caps all instances together: ENOSPC beyond it. */
+TEST(module_cap_enospc)
+{
+	char a[] = "/tmp/loopfs_cap.XXXXXX", b[] = "/tmp/loopfs_cap.XXXXXX";
+	char saved[32], path[PATH_MAX];
+	int ctl_a, ctl_b;
+
+	ASSERT_LT(0, nsdev_read_file(MAX_DEVICES_PARAM, saved, sizeof(saved)));
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	ASSERT_NE(NULL, mkdtemp(a));
+	ASSERT_NE(NULL, mkdtemp(b));
+	ASSERT_EQ(0, mount("loop", a, "loop", 0, NULL));
+	ASSERT_EQ(0, mount("loop", b, "loop", 0, NULL));
+	snprintf(path, sizeof(path), "%s/loop-control", a);
+	ctl_a = open(path, O_RDWR | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/loop-control", b);
+	ctl_b = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl_a);
+	ASSERT_LE(0, ctl_b);
+
+	ASSERT_EQ(0, nsdev_write_file(MAX_DEVICES_PARAM, "2"));
+	EXPECT_EQ(0, ioctl(ctl_a, LOOP_CTL_ADD, -1));
+	EXPECT_EQ(0, ioctl(ctl_b, LOOP_CTL_ADD, -1));
+	EXPECT_EQ(-1, ioctl(ctl_b, LOOP_CTL_ADD, -1));
+	EXPECT_EQ(ENOSPC, errno);
+	EXPECT_EQ(-1, ioctl(ctl_a, LOOP_CTL_ADD, 7));
+	EXPECT_EQ(ENOSPC, errno);
+	/* Removing one makes room again. */
+	EXPECT_EQ(0, ioctl(ctl_a, LOOP_CTL_REMOVE, 0));
+	EXPECT_EQ(1, ioctl(ctl_b, LOOP_CTL_ADD, -1));
+	ASSERT_EQ(0, nsdev_write_file(MAX_DEVICES_PARAM, "%s", saved));
+
+	close(ctl_a);
+	close(ctl_b);
+	EXPECT_EQ(0, umount2(a, 0));
+	EXPECT_EQ(0, umount2(b, 0));
+	rmdir(a);
+	rmdir(b);
+}
+
+/*
+ * A container makes and checks an ext4 filesystem on its own device; init
+ * root mounts that device from the initial namespace and reads it.
+ */
+TEST(ext4_from_container_mounted_by_host)
+{
+	char base[] = "/tmp/loopfs_ext4.XXXXXX", mnt[] = "/tmp/loopfs_mnt.XXXXXX";
+	char path[PATH_MAX], buf[64] = "";
+	int up[2], down[2], fd;
+	pid_t pid;
+
+	ASSERT_NE(NULL, mkdtemp(base));
+	ASSERT_EQ(0, chmod(base, 0755));
+	ASSERT_NE(NULL, mkdtemp(mnt));
+	ASSERT_EQ(0, pipe(up));
+	ASSERT_EQ(0, pipe(down));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char c;
+
+		CHILD_CHECK(nsdev_become_userns_root() == 0);
+		CHILD_CHECK(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0);
+		CHILD_CHECK(mount("tmpfs", base, "tmpfs", 0, NULL) == 0);
+		CHILD_CHECK(sh("set -e; cd %s; mkdir lfs src; mount -t loop loop lfs; "
+			       "echo 'hello from the container' > src/hello; "
+			       "truncate -s 64M img", base) == 0);
+		snprintf(path, sizeof(path), "%s/lfs/loop-control", base);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		CHILD_CHECK(fd >= 0 && ioctl(fd, LOOP_CTL_ADD, 0) == 0);
+		snprintf(path, sizeof(path), "%s/lfs", base);
+		CHILD_CHECK(attach(path, 0, strcat(strcpy(buf, base), "/img"), 0, 0, 0, 0) >= 0);
+		CHILD_CHECK(sh("mkfs.ext4 -q -F -d %s/src %s/lfs/loop0", base, base) == 0);
+		CHILD_CHECK(sh("e2fsck -fn %s/lfs/loop0 >/dev/null", base) == 0);
+		CHILD_CHECK(write(up[1], "r", 1) == 1);
+		CHILD_CHECK(read(down[0], &c, 1) == 1);
+		_exit(0);
+	}
+	close(up[1]);
+	close(down[0]);
+	ASSERT_EQ(1, read(up[0], buf, 1)) TH_LOG("the container failed");
+	snprintf(path, sizeof(path), "/proc/%d/root%s/lfs/loop0", pid, base);
+	EXPECT_EQ(0, mount(path, mnt, "ext4", MS_RDONLY, NULL))
+		TH_LOG("mount %s: %s", path, strerror(errno));
+	snprintf(path, sizeof(path), "%s/hello", mnt);
+	memset(buf, 0, sizeof(buf));
+	EXPECT_LT(0, nsdev_read_file(path, buf, sizeof(buf)));
+	EXPECT_STREQ("hello from the container\n", buf);
+	umount2(mnt, 0);
+	ASSERT_EQ(1, write(down[1], "d", 1));
+	EXPECT_EQ(0, nsdev_wait(pid));
+	rmdir(mnt);
+	rmdir(base);
 }
 
 TEST_HARNESS_MAIN
