@@ -874,7 +874,8 @@ TEST(ext4_from_container_mounted_by_host)
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(fd >= 0 && ioctl(fd, LOOP_CTL_ADD, 0) == 0);
 		snprintf(path, sizeof(path), "%s/lfs", base);
-		CHILD_CHECK(attach(path, 0, strcat(strcpy(buf, base), "/img"), 0, 0, 0, 0) >= 0);
+		snprintf(buf, sizeof(buf), "%s/img", base);
+		CHILD_CHECK(attach(path, 0, buf, 0, 0, 0, 0) >= 0);
 		CHILD_CHECK(sh("mkfs.ext4 -q -F -d %s/src %s/lfs/loop0", base, base) == 0);
 		CHILD_CHECK(sh("e2fsck -fn %s/lfs/loop0 >/dev/null", base) == 0);
 		CHILD_CHECK(write(up[1], "r", 1) == 1);
