@@ -53,6 +53,8 @@ int loopfs_disk_rescan(struct gendisk *disk, bool locked);
 void loopfs_disk_partitions(struct gendisk *disk, dev_t *devts,
 			    unsigned int max);
 void loopfs_disk_uevent_change(struct gendisk *disk);
+int loopfs_disk_sysfs_add(struct gendisk *disk);
+void loopfs_disk_sysfs_remove(struct gendisk *disk);
 void loopfs_rq_info(struct request *rq, u32 *op, u64 *pos, u32 *bytes,
 		    bool *nounmap);
 ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,

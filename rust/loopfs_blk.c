@@ -119,8 +119,8 @@ static const struct block_device_operations loopfs_bdev_ops = {
 };
 
 /*
- * The loop/ sysfs attributes util-linux reads, as loop.c has them. They
- * exist for every disk and fail with ENXIO while no file is attached.
+ * The loop/ sysfs attributes util-linux reads, as loop.c has them: present
+ * while a file is attached (util-linux takes them as "in use").
  */
 static bool loopfs_info(struct device *d, struct loopfs_dev_info *info)
 {
@@ -190,10 +190,15 @@ static const struct attribute_group loopfs_attr_group = {
 	.attrs = loopfs_attrs,
 };
 
-static const struct attribute_group *loopfs_attr_groups[] = {
-	&loopfs_attr_group,
-	NULL,
-};
+int loopfs_disk_sysfs_add(struct gendisk *disk)
+{
+	return sysfs_create_group(&disk_to_dev(disk)->kobj, &loopfs_attr_group);
+}
+
+void loopfs_disk_sysfs_remove(struct gendisk *disk)
+{
+	sysfs_remove_group(&disk_to_dev(disk)->kobj, &loopfs_attr_group);
+}
 
 struct gendisk *loopfs_disk_create(void *dev)
 {
@@ -253,7 +258,7 @@ struct gendisk *loopfs_disk_create(void *dev)
 	snprintf(disk->disk_name, DISK_NAME_LEN, "loopfs%d", ld->minor);
 
 	ld->dev = dev;
-	err = device_add_disk(NULL, disk, loopfs_attr_groups);
+	err = add_disk(disk);
 	if (err)
 		goto out_wq;
 	return disk;

@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The nsdev demo, run as root in the test guest with loopfs.ko loaded:
-# an unprivileged user becomes root of a new user namespace (a rootless
-# "container"), mounts its own loopfs instance, looks at it, and leaves.
+# The nsdev demo, run as root in the test guest with loopfs.ko loaded.
+# An unprivileged user becomes root of a new user namespace (a rootless
+# "container"), mounts its own loopfs instance, and uses loop devices in it
+# with unmodified util-linux losetup, as in the loopfs RFC's session.
 set -eu
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -12,31 +13,62 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 step "loopfs.ko is loaded and registers the filesystem type 'loop'"
 run grep -w loop /proc/filesystems
 
-mnt=$(mktemp -d /tmp/loopfs-demo.XXXXXX)
-chmod 0755 "$mnt"
+ws=$(mktemp -d /tmp/loopfs-demo.XXXXXX)
+chmod 0755 "$ws"
 
-step "as user nobody (uid 65534), in a new user + mount namespace:"
+step "a container: user nobody (uid 65534) as root of a new user + mount namespace"
 # setpriv drops to nobody; unshare makes it root of its own namespaces.
 setpriv --reuid=65534 --regid=65534 --clear-groups \
-	unshare --user --map-root-user --mount -- sh -eu -c '
+	unshare --user --map-root-user --mount -- bash -eu -c '
+step() { printf "\n==> %s\n" "$*"; }
 run() { printf "$ %s\n" "$*"; "$@"; }
-mnt=$1
+ws=$1
 run cat /proc/self/uid_map
-run mount -t loop -o max=4 loop "$mnt"
-run findmnt -n -o TARGET,FSTYPE,OPTIONS "$mnt"
-run ls -la "$mnt"
-run stat -f "$mnt"
-run umount "$mnt"
-' sh "$mnt"
+mount --make-rprivate /
+mount -t tmpfs tmpfs "$ws"
+cd "$ws"
 
-step "the instance is gone with its mount namespace; unloading the module"
-run rmmod loopfs
-if grep -qw loop /proc/filesystems; then
-	echo "loop is still registered after rmmod" >&2
+step "the container mounts its own loopfs instance"
+mkdir loopfs
+run mount -t loop -o max=4 loop "$ws/loopfs"
+run findmnt -n -o TARGET,FSTYPE,OPTIONS "$ws/loopfs"
+run ls -l "$ws/loopfs"
+
+step "a private /dev whose loop-control and loopN point into the instance"
+mkdir dev
+for n in null zero urandom; do touch dev/$n; mount --bind /dev/$n dev/$n; done
+ln -s "$ws/loopfs/loop-control" dev/loop-control
+for i in 0 1 2 3; do ln -s "$ws/loopfs/loop$i" dev/loop$i; done
+mount --rbind "$ws/dev" /dev
+run ls -l /dev/loop-control /dev/loop0
+
+step "unmodified losetup attaches an image"
+truncate -s 64M disk.img
+run losetup -f --show disk.img
+run losetup -l /dev/loop0
+run ls -l "$ws/loopfs"
+
+step "the device works: an ext4 filesystem, made and checked in the container"
+run mkfs.ext4 -q /dev/loop0
+run e2fsck -fn /dev/loop0
+run blkid /dev/loop0
+
+step "detach, and the instance goes with its mount"
+run losetup -d /dev/loop0
+run losetup -l /dev/loop0 || true
+' bash "$ws"
+
+step "back on the host: no loopfs device is left, nothing else saw it"
+sleep 1
+if compgen -G '/sys/block/loopfs*' >/dev/null; then
+	echo "loopfs devices left behind: $(ls -d /sys/block/loopfs*)" >&2
 	exit 1
 fi
-echo "filesystem type 'loop' unregistered"
+echo "no loopfs devices"
+
+step "unloading and reloading the module"
+run rmmod loopfs
 run insmod "$LOOPFS_KO"
-rmdir "$mnt"
+rmdir "$ws"
 echo
 echo "demo finished"

@@ -78,6 +78,8 @@ struct Ctl {
     file_name: [u8; LO_NAME_SIZE],
     /// The backing file's allocation mask before it was attached.
     saved_gfp: bindings::gfp_t,
+    /// Whether the `loop/` sysfs attributes are there.
+    sysfs: bool,
 }
 
 /// What the I/O path reads; under a spinlock so that requests never wait
@@ -185,6 +187,7 @@ impl Device {
                     flags: 0,
                     file_name: [0; LO_NAME_SIZE],
                     saved_gfp: 0,
+                    sysfs: false,
                 }),
                 io <- new_spinlock!(Io {
                     file: None,
@@ -331,13 +334,16 @@ impl Device {
     /// Detaches the backing file (`__loop_clr_fd()`).
     fn clear(&self, open_mutex_held: bool) {
         let file = self.io.lock().file.take();
-        let (flags, gfp) = {
-            let ctl = self.ctl.lock();
-            (ctl.flags, ctl.saved_gfp)
+        let (flags, gfp, sysfs) = {
+            let mut ctl = self.ctl.lock();
+            (ctl.flags, ctl.saved_gfp, core::mem::take(&mut ctl.sysfs))
         };
         if let Ok(disk) = self.disk() {
             let _ = disk.set_limits(512, 0, 0, false);
             disk.invalidate();
+            if sysfs {
+                disk.sysfs_remove();
+            }
             disk.uevent_change();
             disk.force_media_change();
             if flags & LO_FLAGS_PARTSCAN != 0 {
@@ -550,6 +556,8 @@ impl Device {
         };
         disk.set_capacity(sectors);
         ctl.state = State::Bound;
+        // As loop.c: the device works without the attributes.
+        ctl.sysfs = disk.sysfs_add().is_ok();
         if ctl.flags & LO_FLAGS_PARTSCAN != 0 {
             disk.set_partscan(true);
         }

@@ -54,6 +54,8 @@ pub(crate) mod ffi {
         pub(crate) fn loopfs_disk_set_partscan(disk: *mut bindings::gendisk, on: bool);
         pub(crate) fn loopfs_disk_rescan(disk: *mut bindings::gendisk, locked: bool) -> c_int;
         pub(crate) fn loopfs_disk_uevent_change(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_disk_sysfs_add(disk: *mut bindings::gendisk) -> c_int;
+        pub(crate) fn loopfs_disk_sysfs_remove(disk: *mut bindings::gendisk);
         pub(crate) fn loopfs_disk_partitions(
             disk: *mut bindings::gendisk,
             devts: *mut bindings::dev_t,
@@ -393,6 +395,19 @@ impl Disk {
     pub(crate) fn invalidate(&self) {
         // SAFETY: The disk is alive.
         unsafe { bindings::invalidate_disk(self.as_ptr()) };
+    }
+
+    /// Adds the `loop/` sysfs attributes.
+    pub(crate) fn sysfs_add(&self) -> Result {
+        // SAFETY: The disk is alive.
+        to_result(unsafe { ffi::loopfs_disk_sysfs_add(self.as_ptr()) })
+    }
+
+    /// Removes what `sysfs_add()` added. Waits for readers of the
+    /// attributes, so the caller must not hold a lock they take.
+    pub(crate) fn sysfs_remove(&self) {
+        // SAFETY: The disk is alive and `sysfs_add()` succeeded.
+        unsafe { ffi::loopfs_disk_sysfs_remove(self.as_ptr()) };
     }
 
     pub(crate) fn uevent_change(&self) {
