@@ -55,6 +55,10 @@ demo: modules
 run: modules selftests
 	@$(set_kdir); $(S)/vm.sh "$$kdir" run
 
+# fio: loopfs against the in-kernel loop driver and the raw file.
+bench: modules
+	@$(set_kdir); $(S)/vm.sh "$$kdir" bench
+
 lint: kernel
 	@$(set_kdir); $(S)/lint.sh "$$kdir" $(KMAKE)
 
@@ -70,4 +74,4 @@ clean:
 distclean: clean
 	rm -rf $(NSDEV_CACHE)
 
-.PHONY: all setup kernel modules selftests check demo run lint rust-analyzer clean distclean
+.PHONY: all setup kernel modules selftests check demo run bench lint rust-analyzer clean distclean

@@ -58,6 +58,9 @@ demo)
 run)
 	bash -c "$NSDEV_CMD" || rc=1
 	;;
+bench)
+	"$root/scripts/bench.sh" || rc=1
+	;;
 *)
 	echo "unknown mode $mode"
 	rc=1

@@ -3,7 +3,7 @@
 #
 # Boot the test kernel under virtme-ng and run scripts/guest.sh MODE in it.
 #
-#   scripts/vm.sh KDIR check|demo|run
+#   scripts/vm.sh KDIR check|demo|run|bench
 #
 # run executes $CMD in the guest (as root, modules loaded).
 #

@@ -449,6 +449,77 @@ TEST_F(dev, capacity_and_block_size)
 	close(dev);
 }
 
+/* Discard and write-zeroes punch holes in the backing file. */
+TEST_F(dev, discard_punches_holes)
+{
+	__u64 range[2] = { 1 << 20, 4 << 20 };
+	struct stat before, after;
+	char *buf, *zero;
+	int dev, file;
+
+	buf = malloc(8 << 20);
+	zero = calloc(1, 4 << 20);
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, zero);
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev);
+	fill(buf, 8 << 20, 5);
+	ASSERT_EQ(8 << 20, pwrite(dev, buf, 8 << 20, 0));
+	ASSERT_EQ(0, fsync(dev));
+	ASSERT_EQ(0, stat(self->img, &before));
+
+	ASSERT_EQ(0, ioctl(dev, BLKDISCARD, range)) TH_LOG("BLKDISCARD: %s", strerror(errno));
+	ASSERT_EQ(0, stat(self->img, &after));
+	EXPECT_LE(after.st_blocks, before.st_blocks - (4 << 20) / 512);
+	file = open(self->img, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(4 << 20, pread(file, buf, 4 << 20, 1 << 20));
+	EXPECT_EQ(0, memcmp(buf, zero, 4 << 20));
+
+	/* Write-zeroes, and the data around it stays. */
+	range[0] = 6 << 20;
+	range[1] = 1 << 20;
+	ASSERT_EQ(0, ioctl(dev, BLKZEROOUT, range)) TH_LOG("BLKZEROOUT: %s", strerror(errno));
+	ASSERT_EQ(1 << 20, pread(file, buf, 1 << 20, 6 << 20));
+	EXPECT_EQ(0, memcmp(buf, zero, 1 << 20));
+	fill(zero, 4 << 20, 5);
+	ASSERT_EQ(4096, pread(file, buf, 4096, 0));
+	EXPECT_EQ(0, memcmp(buf, zero, 4096));
+	close(file);
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	free(buf);
+	free(zero);
+}
+
+/* A read the backing file cannot satisfy fails; it never returns stale data. */
+TEST_F(dev, backing_file_errors_reach_submitter)
+{
+	char *buf;
+	int dev, direct, file;
+
+	buf = aligned_alloc(4096, 4096);
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev);
+	file = open(self->img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, file);
+	/* The file shrinks under the device. */
+	ASSERT_EQ(0, ftruncate(file, 1 << 20));
+	close(file);
+	direct = open_dev(self->lfs, 0, O_RDONLY | O_DIRECT);
+	ASSERT_LE(0, direct);
+	EXPECT_EQ(4096, pread(direct, buf, 4096, 4096));
+	EXPECT_EQ(-1, pread(direct, buf, 4096, 8 << 20));
+	EXPECT_EQ(EIO, errno);
+	close(direct);
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	free(buf);
+}
+
 TEST_F(dev, max_option_limits_and_remount_raises)
 {
 	ASSERT_EQ(0, mount(NULL, self->lfs, NULL, MS_REMOUNT, "max=2"));
