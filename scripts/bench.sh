@@ -43,10 +43,11 @@ for target in raw loop loopfs; do
 	esac
 	for job in "${jobs[@]}"; do
 		IFS=: read -r name rw bs <<<"$job"
-		out=$(fio --name="$name" --filename="$file" --rw="$rw" --bs="$bs" \
+		fio --name="$name" --filename="$file" --rw="$rw" --bs="$bs" \
 			--direct=1 --ioengine=libaio --iodepth=16 --size="$size" \
-			--time_based --runtime="$runtime" --output-format=json)
-		bw[$target,$name]=$(python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; print(int(j["read"]["bw"] + j["write"]["bw"]))' <<<"$out")
+			--invalidate=0 --time_based --runtime="$runtime" \
+			--output-format=json --output="$ws/out.json"
+		bw[$target,$name]=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(int(j["read"]["bw"] + j["write"]["bw"]))' "$ws/out.json")
 	done
 done
 
@@ -61,6 +62,8 @@ for job in "${jobs[@]}"; do
 done
 
 losetup -d "$c_dev"
+python3 -c "import fcntl,os; fcntl.ioctl(os.open('$loopfs_dev', os.O_RDONLY), 0x4C01)"
+rm "$ws/ctl"
 umount "$ws/lfs"
 umount "$ws"
 rmdir "$ws"
