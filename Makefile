@@ -31,7 +31,7 @@ KMAKE = $(MAKE) -C "$$kdir" M=$(CURDIR) LLVM=$(LLVM) \
 	CLIPPY_DRIVER=/usr/bin/clippy-driver \
 	BINDGEN=$(NSDEV_CACHE)/tools/bin/bindgen
 
-all: modules selftests
+all: modules selftests samples
 
 setup:
 	@$(S)/setup.sh
@@ -45,10 +45,13 @@ modules: kernel
 selftests: kernel
 	@$(set_kdir); $(MAKE) -s -C selftests KDIR="$$kdir" OUTPUT=$(BUILD)/selftests
 
+samples: kernel
+	@$(set_kdir); $(MAKE) -s -C samples KDIR="$$kdir" OUTPUT=$(BUILD)/samples
+
 check: modules selftests
 	@$(set_kdir); $(S)/vm.sh "$$kdir" check
 
-demo: modules
+demo: modules samples
 	@$(set_kdir); $(S)/vm.sh "$$kdir" demo
 
 # make run CMD='...': one command in the guest, as root, modules loaded.
@@ -56,7 +59,7 @@ run: modules selftests
 	@$(set_kdir); $(S)/vm.sh "$$kdir" run
 
 # fio: loopfs against the in-kernel loop driver and the raw file.
-bench: modules
+bench: modules samples
 	@$(set_kdir); $(S)/vm.sh "$$kdir" bench
 
 lint: kernel
@@ -74,4 +77,4 @@ clean:
 distclean: clean
 	rm -rf $(NSDEV_CACHE)
 
-.PHONY: all setup kernel modules selftests check demo run bench lint rust-analyzer clean distclean
+.PHONY: all setup kernel modules selftests samples check demo run bench lint rust-analyzer clean distclean

@@ -66,6 +66,29 @@ if compgen -G '/sys/block/loopfs*' >/dev/null; then
 fi
 echo "no loopfs devices"
 
+launcher="$(dirname "$0")/../build/samples/devguard-run"
+if [ -x "$launcher" ] && grep -qw devguard /proc/modules; then
+	step "devguard: the host guards a container's devices with a device program"
+	printf '$ devguard-run -- bash -c ...\n'
+	"$launcher" -c demo -- bash -eu -c '
+run() { printf "  (container) \$ %s\n" "$*"; "$@"; }
+mount --make-rprivate /
+mount -t tmpfs tmpfs /mnt
+run mknod /mnt/null c 1 3
+run sh -c "echo hello > /mnt/null"
+run mknod /mnt/zero c 1 5
+run sh -c "head -c 8 /mnt/zero | od -An -tx1"
+printf "  (container) \$ mknod /mnt/mem c 1 1   # not on the guard'"'"'s list\n"
+if mknod /mnt/mem c 1 1 2>&1; then exit 1; fi
+'
+	step "without the guard, the same container gets stock behaviour"
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		unshare --user --map-root-user --mount -- bash -c '
+mount -t tmpfs tmpfs /mnt
+printf "  (container) \$ mknod /mnt/null c 1 3\n"
+mknod /mnt/null c 1 3 && exit 1 || true'
+fi
+
 step "unloading and reloading the module"
 run rmmod loopfs
 run insmod "$LOOPFS_KO"

@@ -67,3 +67,9 @@ rm "$ws/ctl"
 umount "$ws/lfs"
 umount "$ws"
 rmdir "$ws"
+
+# The guard check (kernels with patches/ and devguard.ko loaded).
+bench=$(dirname "$0")/../build/samples/devguard-bench
+if [ -x "$bench" ] && grep -qw devguard /proc/modules; then
+	"$bench"
+fi

@@ -11,6 +11,8 @@ out=$2
 kdir=$3
 root=$(cd "$(dirname "$0")/.." && pwd)
 export LOOPFS_KO="$root/rust/loopfs.ko"
+# Built only against a kernel with the patches/ series.
+export DEVGUARD_KO="$root/rust/devguard.ko"
 
 # NSDEV_TESTS: programs to run (default all); NSDEV_TEST_ARGS: harness
 # arguments for them, e.g. "-t mount".
@@ -38,6 +40,7 @@ modtap() {
 modn=0
 rc=0
 modtap insmod "$LOOPFS_KO"
+[ -f "$DEVGUARD_KO" ] && modtap insmod "$DEVGUARD_KO"
 
 case "$mode" in
 check)
@@ -89,6 +92,7 @@ rmmod_settled() {
 	done
 	rmmod "$1"
 }
+[ -f "$DEVGUARD_KO" ] && modtap rmmod_settled devguard
 modtap rmmod_settled loopfs
 echo "1..$modn" >>"$out/tap/nsdev_modules.tap"
 echo 0 >"$out/tap/nsdev_modules.rc"

@@ -26,16 +26,17 @@ mapfile -t rssrc < <(git ls-files 'rust/*.rs')
 /usr/bin/rustfmt --check --edition=2021 --config-path="$kdir/.rustfmt.toml" "${rssrc[@]}" || bad=1
 
 echo "== checkpatch"
-checkpatch=("$kdir/scripts/checkpatch.pl" --no-tree --quiet --strict)
+checkpatch=("$kdir/scripts/checkpatch.pl" --no-tree --quiet)
 shopt -s nullglob
 patches=(patches/*.patch)
 if [ ${#patches[@]} -gt 0 ]; then
+	# Not --strict: uapi headers cannot use BIT().
 	"${checkpatch[@]}" "${patches[@]}" || bad=1
 fi
 # The C shims, strictly; not the files kbuild generates (*.mod.c).
 mapfile -t csrc < <(git ls-files 'rust/*.[ch]' 'samples/*.[ch]')
 if [ ${#csrc[@]} -gt 0 ]; then
-	"${checkpatch[@]}" --ignore FILE_PATH_CHANGES -f "${csrc[@]}" || bad=1
+	"${checkpatch[@]}" --strict --ignore FILE_PATH_CHANGES -f "${csrc[@]}" || bad=1
 fi
 # The tests run shell commands (long, split strings) and check loop.c's
 # ENOSYS for unknown loop-control commands.

@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * devguard: mknod and device nodes in user namespaces under a host-attached
+ * cgroup device guard, and stock behaviour everywhere else.
+ *
+ * DEVGUARD_KO names the module file (the unload tests reload it); loopfs.ko
+ * is loaded too.
+ */
+
+#define _GNU_SOURCE
+#include <linux/capability.h>
+#include <linux/landlock.h>
+#include <linux/loop.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+
+#include "../nsdev_util.h"
+#include "../../samples/devguard_prog.h"
+#include "kselftest_harness.h"
+
+#define CG_ROOT "/sys/fs/cgroup"
+
+/* What the test guard allows: null, zero, urandom and loopfs. */
+static int guard_rules(struct devguard_rule *r)
+{
+	int n = 0;
+
+	r[n++] = (struct devguard_rule){ 'c', 1, 3 };
+	r[n++] = (struct devguard_rule){ 'c', 1, 5 };
+	r[n++] = (struct devguard_rule){ 'c', 1, 9 };
+	return devguard_add_loopfs(r, n);
+}
+
+static int load_guard(__u32 flags)
+{
+	struct devguard_rule r[8];
+
+	return devguard_load(r, guard_rules(r), flags, -1);
+}
+
+static int drop_cap(int cap)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -1;
+	data[CAP_TO_INDEX(cap)].effective &= ~CAP_TO_MASK(cap);
+	return syscall(SYS_capset, &hdr, data);
+}
+
+TEST(guard_flag_only_for_device_programs)
+{
+	struct bpf_insn insn[2] = {
+		devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
+		devguard_insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+	};
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+	attr.insns = (__u64)(unsigned long)insn;
+	attr.insn_cnt = 2;
+	attr.license = (__u64)(unsigned long)"GPL";
+	attr.prog_flags = BPF_F_CGROUP_DEVICE_GUARD;
+	EXPECT_EQ(-1, devguard_bpf(BPF_PROG_LOAD, &attr));
+	EXPECT_EQ(EINVAL, errno);
+	attr.prog_flags = 0;
+	EXPECT_LE(0, devguard_bpf(BPF_PROG_LOAD, &attr));
+}
+
+TEST(prog_info_reports_guard)
+{
+	struct bpf_prog_info info;
+	union bpf_attr attr;
+	int guard, plain;
+
+	guard = load_guard(BPF_F_CGROUP_DEVICE_GUARD);
+	plain = load_guard(0);
+	ASSERT_LE(0, guard) TH_LOG("load guard: %s", strerror(errno));
+	ASSERT_LE(0, plain);
+	for (int i = 0; i < 2; i++) {
+		memset(&info, 0, sizeof(info));
+		memset(&attr, 0, sizeof(attr));
+		attr.info.bpf_fd = i ? plain : guard;
+		attr.info.info_len = sizeof(info);
+		attr.info.info = (__u64)(unsigned long)&info;
+		ASSERT_EQ(0, devguard_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr));
+		EXPECT_EQ(i ? 0 : 1, info.cgroup_device_guard);
+	}
+}
+
+static int load_without_sys_admin(void *arg)
+{
+	CHILD_CHECK(drop_cap(CAP_SYS_ADMIN) == 0);
+	CHILD_CHECK(load_guard(BPF_F_CGROUP_DEVICE_GUARD) < 0 && errno == EPERM);
+	/* CAP_BPF is enough for a plain device program. */
+	CHILD_CHECK(load_guard(0) >= 0);
+	return 0;
+}
+
+TEST(guard_needs_init_cap_sys_admin)
+{
+	ASSERT_EQ(0, nsdev_run_child(load_without_sys_admin, NULL, false));
+	/* Even full root cannot make a guard through a BPF token. */
+	EXPECT_EQ(-1, devguard_load(NULL, 0, BPF_F_CGROUP_DEVICE_GUARD, 0));
+	EXPECT_EQ(EPERM, errno);
+}
+
+FIXTURE(guarded) {
+	char cgroup[128];
+	char work[64];
+	int cg;
+	int guard;
+};
+
+FIXTURE_SETUP(guarded)
+{
+	snprintf(self->cgroup, sizeof(self->cgroup), CG_ROOT "/devguard_test.%d", getpid());
+	ASSERT_EQ(0, mkdir(self->cgroup, 0755)) TH_LOG("%s: %s", self->cgroup, strerror(errno));
+	self->cg = open(self->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, self->cg);
+	self->guard = load_guard(BPF_F_CGROUP_DEVICE_GUARD);
+	ASSERT_LE(0, self->guard) TH_LOG("load guard: %s", strerror(errno));
+	ASSERT_EQ(0, devguard_attach(self->guard, self->cg, BPF_F_ALLOW_MULTI));
+	snprintf(self->work, sizeof(self->work), "/tmp/devguard.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->work));
+	ASSERT_EQ(0, chmod(self->work, 0755));
+}
+
+FIXTURE_TEARDOWN(guarded)
+{
+	devguard_detach(self->guard, self->cg);
+	rmdir(self->work);
+	rmdir(self->cgroup);
+}
+
+struct container {
+	const char *cgroup;	/* joined before entering the namespaces */
+	const char *work;	/* a private tmpfs is mounted here */
+	int (*fn)(struct container *c);
+	const void *arg;
+};
+
+static int enter_container(void *p)
+{
+	struct container *c = p;
+	char procs[256];
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", c->cgroup);
+	CHILD_CHECK(nsdev_write_file(procs, "0") == 0);
+	CHILD_CHECK(nsdev_become_userns_root() == 0);
+	CHILD_CHECK(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0);
+	CHILD_CHECK(mount("tmpfs", c->work, "tmpfs", 0, NULL) == 0);
+	return c->fn(c);
+}
+
+static int in_container(const char *cgroup, const char *work,
+			int (*fn)(struct container *c), const void *arg)
+{
+	struct container c = { cgroup, work, fn, arg };
+
+	return nsdev_run_child(enter_container, &c, false);
+}
+
+static int node(struct container *c, const char *name, char type, int major, int minor)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", c->work, name);
+	return mknod(path, (type == 'b' ? S_IFBLK : S_IFCHR) | 0600, makedev(major, minor));
+}
+
+static int open_node(struct container *c, const char *name, int flags)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", c->work, name);
+	return open(path, flags | O_CLOEXEC);
+}
+
+static int allowed_nodes_work(struct container *c)
+{
+	char buf[64];
+	int fd;
+
+	CHILD_CHECK(node(c, "null", 'c', 1, 3) == 0);
+	CHILD_CHECK(node(c, "zero", 'c', 1, 5) == 0);
+	fd = open_node(c, "null", O_RDWR);
+	CHILD_CHECK(fd >= 0);
+	CHILD_CHECK(write(fd, "x", 1) == 1 && read(fd, buf, sizeof(buf)) == 0);
+	close(fd);
+	fd = open_node(c, "zero", O_RDONLY);
+	CHILD_CHECK(fd >= 0);
+	memset(buf, 1, sizeof(buf));
+	CHILD_CHECK(read(fd, buf, sizeof(buf)) == sizeof(buf));
+	for (size_t i = 0; i < sizeof(buf); i++)
+		CHILD_CHECK(buf[i] == 0);
+	close(fd);
+	return 0;
+}
+
+TEST_F(guarded, mknod_of_allowed_device_works)
+{
+	ASSERT_EQ(0, in_container(self->cgroup, self->work, allowed_nodes_work, NULL));
+}
+
+static int denied_device(struct container *c)
+{
+	/* /dev/full is not on the guard's list. */
+	CHILD_CHECK(node(c, "full", 'c', 1, 7) < 0 && errno == EPERM);
+	CHILD_CHECK(open("/dev/full", O_RDONLY | O_CLOEXEC) < 0 && errno == EPERM);
+	return 0;
+}
+
+TEST_F(guarded, mknod_of_denied_device_eperm)
+{
+	ASSERT_EQ(0, in_container(self->cgroup, self->work, denied_device, NULL));
+}
+
+static int nodev_mount(struct container *c)
+{
+	char dir[256];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/nodev", c->work);
+	CHILD_CHECK(mkdir(dir, 0755) == 0);
+	CHILD_CHECK(mount("tmpfs", dir, "tmpfs", MS_NODEV, NULL) == 0);
+	CHILD_CHECK(node(c, "nodev/null", 'c', 1, 3) == 0);
+	fd = open_node(c, "nodev/null", O_RDWR);
+	CHILD_CHECK(fd < 0 && errno == EACCES);
+	return 0;
+}
+
+TEST_F(guarded, nodev_mount_stays_unopenable)
+{
+	ASSERT_EQ(0, in_container(self->cgroup, self->work, nodev_mount, NULL));
+}
+
+TEST_F(guarded, nested_cgroup_is_guarded)
+{
+	char sub[192];
+
+	snprintf(sub, sizeof(sub), "%s/nested", self->cgroup);
+	ASSERT_EQ(0, mkdir(sub, 0755));
+	EXPECT_EQ(0, in_container(sub, self->work, allowed_nodes_work, NULL));
+	rmdir(sub);
+}
+
+static int try_to_remove_guard(struct container *c)
+{
+	int cg = open(c->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	union bpf_attr attr;
+
+	CHILD_CHECK(cg >= 0);
+	/* Detach whatever is there, without or with a program fd. */
+	memset(&attr, 0, sizeof(attr));
+	attr.target_fd = cg;
+	attr.attach_type = BPF_CGROUP_DEVICE;
+	CHILD_CHECK(devguard_bpf(BPF_PROG_DETACH, &attr) < 0);
+	CHILD_CHECK(devguard_detach(*(const int *)c->arg, cg) < 0 && errno == EPERM);
+	/* Attach its own program over it, with override or alone. */
+	CHILD_CHECK(devguard_attach(*(const int *)c->arg, cg, BPF_F_ALLOW_OVERRIDE) < 0);
+	CHILD_CHECK(devguard_attach(*(const int *)c->arg, cg, 0) < 0);
+	/* It cannot load programs of its own here either. */
+	CHILD_CHECK(load_guard(0) < 0 && errno == EPERM);
+	/* Still guarded. */
+	return allowed_nodes_work(c);
+}
+
+TEST_F(guarded, container_cannot_remove_or_replace_guard)
+{
+	struct container c = { self->cgroup, self->work, try_to_remove_guard, &self->guard };
+
+	/* The container even holds the guard's fd: it still cannot. */
+	ASSERT_EQ(0, nsdev_run_child(enter_container, &c, false));
+}
+
+static int mknod_denied(struct container *c)
+{
+	CHILD_CHECK(node(c, "null", 'c', 1, 3) < 0 && errno == EPERM);
+	return 0;
+}
+
+TEST_F(guarded, detaching_the_guard_stops_mknod)
+{
+	ASSERT_EQ(0, devguard_detach(self->guard, self->cg));
+	EXPECT_EQ(0, in_container(self->cgroup, self->work, mknod_denied, NULL));
+	/* A plain device program is no guard either. */
+	ASSERT_EQ(0, devguard_attach(load_guard(0), self->cg, BPF_F_ALLOW_MULTI));
+	EXPECT_EQ(0, in_container(self->cgroup, self->work, mknod_denied, NULL));
+}
+
+static int loopfs_node(struct container *c)
+{
+	char path[256], buf[4096], back[4096];
+	struct stat st;
+	int ctl, dev, file;
+
+	snprintf(path, sizeof(path), "%s/lfs", c->work);
+	CHILD_CHECK(mkdir(path, 0755) == 0);
+	CHILD_CHECK(mount("loop", path, "loop", 0, NULL) == 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop-control", c->work);
+	ctl = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(ctl >= 0 && ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", c->work);
+	CHILD_CHECK(stat(path, &st) == 0);
+	/* The container's own node for its loop device, on its tmpfs. */
+	CHILD_CHECK(node(c, "myloop", 'b', major(st.st_rdev), minor(st.st_rdev)) == 0);
+	snprintf(path, sizeof(path), "%s/img", c->work);
+	file = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHILD_CHECK(file >= 0 && ftruncate(file, 1 << 20) == 0);
+	dev = open_node(c, "myloop", O_RDWR);
+	CHILD_CHECK(dev >= 0 && ioctl(dev, LOOP_SET_FD, file) == 0);
+	memset(buf, 0x5a, sizeof(buf));
+	CHILD_CHECK(pwrite(dev, buf, sizeof(buf), 8192) == sizeof(buf) && fsync(dev) == 0);
+	CHILD_CHECK(pread(file, back, sizeof(back), 8192) == sizeof(back));
+	CHILD_CHECK(memcmp(buf, back, sizeof(buf)) == 0);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	close(file);
+	return 0;
+}
+
+TEST_F(guarded, loopfs_device_node_made_in_container)
+{
+	ASSERT_LT(0, devguard_proc_major("loopfs")) TH_LOG("loopfs.ko is not loaded");
+	ASSERT_EQ(0, in_container(self->cgroup, self->work, loopfs_node, NULL));
+}
+
+static int landlock_denies(struct container *c)
+{
+	struct landlock_ruleset_attr ruleset = {
+		.handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_BLOCK,
+	};
+	int fd;
+
+	fd = syscall(SYS_landlock_create_ruleset, &ruleset, sizeof(ruleset), 0);
+	CHILD_CHECK(fd >= 0);
+	CHILD_CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+	CHILD_CHECK(syscall(SYS_landlock_restrict_self, fd, 0) == 0);
+	CHILD_CHECK(node(c, "null", 'c', 1, 3) < 0 && errno == EACCES);
+	return 0;
+}
+
+TEST_F(guarded, landlock_still_denies_mknod)
+{
+	ASSERT_EQ(0, in_container(self->cgroup, self->work, landlock_denies, NULL));
+}
+
+static int reload_module(const char *ko)
+{
+	int fd = open(ko, O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -1;
+	ret = syscall(SYS_finit_module, fd, "", 0);
+	close(fd);
+	return ret;
+}
+
+TEST_F(guarded, without_the_module_behaviour_is_stock)
+{
+	const char *ko = getenv("DEVGUARD_KO");
+
+	ASSERT_NE(NULL, ko) TH_LOG("DEVGUARD_KO must name devguard.ko");
+	ASSERT_EQ(0, syscall(SYS_delete_module, "devguard", O_NONBLOCK));
+	EXPECT_EQ(0, in_container(self->cgroup, self->work, mknod_denied, NULL));
+	ASSERT_EQ(0, reload_module(ko)) TH_LOG("reload: %s", strerror(errno));
+	EXPECT_EQ(0, in_container(self->cgroup, self->work, allowed_nodes_work, NULL));
+}
+
+static int hammer(struct container *c)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/n", c->work);
+	for (int i = 0; i < 3000; i++) {
+		int fd;
+
+		if (mknod(path, S_IFCHR | 0600, makedev(1, 3)) && errno != EPERM)
+			return 1;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
+	}
+	return 0;
+}
+
+/* Unloading while guarded tasks race through the hooks: no splat. */
+TEST_F(guarded, rmmod_while_mknod_and_open_run)
+{
+	const char *ko = getenv("DEVGUARD_KO");
+	pid_t pids[3];
+
+	ASSERT_NE(NULL, ko);
+	for (int i = 0; i < 3; i++) {
+		struct container c = { self->cgroup, self->work, hammer, NULL };
+
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (pids[i] == 0)
+			_exit(enter_container(&c));
+	}
+	for (int i = 0; i < 5; i++) {
+		usleep(20000);
+		EXPECT_EQ(0, syscall(SYS_delete_module, "devguard", O_NONBLOCK));
+		usleep(20000);
+		EXPECT_EQ(0, reload_module(ko));
+	}
+	for (int i = 0; i < 3; i++)
+		EXPECT_EQ(0, nsdev_wait(pids[i]));
+}
+
+/* A cgroup without any device program: stock EPERM. */
+TEST(unguarded_cgroup_is_stock)
+{
+	char cgroup[128], work[] = "/tmp/devguard.XXXXXX";
+
+	snprintf(cgroup, sizeof(cgroup), CG_ROOT "/devguard_stock.%d", getpid());
+	ASSERT_EQ(0, mkdir(cgroup, 0755));
+	ASSERT_NE(NULL, mkdtemp(work));
+	ASSERT_EQ(0, chmod(work, 0755));
+	EXPECT_EQ(0, in_container(cgroup, work, mknod_denied, NULL));
+	rmdir(work);
+	rmdir(cgroup);
+}
+
+TEST_HARNESS_MAIN
