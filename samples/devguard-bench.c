@@ -3,10 +3,11 @@
  * devguard-bench: the cost of the guard check, as ratios within one run.
  *
  * Times a mknod + open + close + unlink loop of /dev/null's device number
- * (1) as init root, where the stock capability check passes and the hook is
- * never asked, (2) as root of a user namespace in a guarded cgroup, and
- * (3) the same after 1000 other cgroups got device programs. Run as root in
- * the test guest with devguard.ko loaded.
+ * on a tmpfs (1) as init root, where the stock capability check passes and
+ * the hook is never asked, (2) as root of a user namespace in a guarded
+ * cgroup, and (3) the same after 1000 other cgroups got device programs.
+ * Each is the best of three runs. Run as root in the test guest with
+ * devguard.ko loaded.
  */
 
 #define _GNU_SOURCE
@@ -63,6 +64,35 @@ static double loop(const char *dir)
 	return ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / LOOPS;
 }
 
+/* The best of three runs: TCG timing is noisy. */
+static double best(double (*run)(const char *, const char *), const char *cg,
+		   const char *dir)
+{
+	double b = -1;
+
+	for (int i = 0; i < 3; i++) {
+		double ns = run(cg, dir);
+
+		if (ns < 0)
+			return -1;
+		if (b < 0 || ns < b)
+			b = ns;
+	}
+	return b;
+}
+
+/* Runs the loop as init root, on a tmpfs like the container's. */
+static double host_root(const char *cg, const char *dir)
+{
+	double ns;
+
+	if (mount("tmpfs", dir, "tmpfs", 0, NULL))
+		return -1;
+	ns = loop(dir);
+	umount(dir);
+	return ns;
+}
+
 /* Runs the loop in a child: in cgroup, as root of a new user namespace. */
 static double contained(const char *cgroup, const char *dir)
 {
@@ -117,8 +147,8 @@ int main(void)
 		return 1;
 	}
 
-	host = loop(dir);
-	one = contained(cg, dir);
+	host = best(host_root, cg, dir);
+	one = best(contained, cg, dir);
 	for (int i = 0; i < OTHERS; i++) {
 		int fd;
 
@@ -130,7 +160,7 @@ int main(void)
 			return 1;
 		close(fd);
 	}
-	many = contained(cg, dir);
+	many = best(contained, cg, dir);
 
 	printf("\nguard check, mknod+open+close+unlink of 1:3, %d loops (ns/loop)\n", LOOPS);
 	printf("host root (stock path)                         %8.0f\n", host);
