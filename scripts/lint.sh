@@ -29,10 +29,11 @@ echo "== checkpatch"
 checkpatch=("$kdir/scripts/checkpatch.pl" --no-tree --quiet)
 shopt -s nullglob
 patches=(patches/*.patch)
-if [ ${#patches[@]} -gt 0 ]; then
-	# Not --strict: uapi headers cannot use BIT().
-	"${checkpatch[@]}" "${patches[@]}" || bad=1
-fi
+# Not --strict: uapi headers cannot use BIT(). On stdin: checkpatch takes
+# a file that git tracks for source, not for a patch.
+for p in "${patches[@]}"; do
+	"${checkpatch[@]}" - <"$p" || { echo "($p)"; bad=1; }
+done
 # The C shims, strictly; not the files kbuild generates (*.mod.c).
 mapfile -t csrc < <(git ls-files 'rust/*.[ch]' 'samples/*.[ch]')
 if [ ${#csrc[@]} -gt 0 ]; then
