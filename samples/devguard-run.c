@@ -99,8 +99,8 @@ int main(int argc, char **argv)
 			   !parse_rule(optarg, &rules[n])) {
 			n++;
 		} else {
-			fprintf(stderr, "usage: %s [-c CGROUP] [-a c|b:MAJOR:MINOR|*]... -- COMMAND...\n",
-				argv[0]);
+			fprintf(stderr, "usage: %s [-c CGROUP] [-a c|b:MAJOR:MINOR|*]... %s\n",
+				argv[0], "-- COMMAND...");
 			return 2;
 		}
 	}

@@ -58,7 +58,7 @@ struct binfmt {
 	char dir[64];
 };
 
-static int container(void *arg)
+static int in_container(void *arg)
 {
 	struct binfmt *b = arg;
 	char mnt[128], reg[160], entry[160], prog[192], out[64];
@@ -106,7 +106,7 @@ TEST(private_instance_in_a_container)
 	snprintf(b.dir, sizeof(b.dir), "/tmp/binfmt_ct.XXXXXX");
 	ASSERT_NE(NULL, mkdtemp(b.dir));
 	ASSERT_EQ(0, chmod(b.dir, 0755));
-	EXPECT_EQ(0, nsdev_run_child(container, &b, true));
+	EXPECT_EQ(0, nsdev_run_child(in_container, &b, true));
 
 	/* The host does not see the container's handler; its own works. */
 	snprintf(entry, sizeof(entry), "%s/nsdevct", host);
