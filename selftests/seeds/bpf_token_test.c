@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * BPF token (Linux 6.9+) under a host's device guard. The host delegates
+ * prog_load of cgroup_device programs through a bpffs owned by the
+ * container's user namespace. With a token the container loads a device
+ * program of its own and attaches it below the guard: it can only narrow
+ * what the guard allows, cannot be a guard, and the token is useless in a
+ * sibling user namespace. Without the token the same load fails.
+ */
+
+#define _GNU_SOURCE
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+
+#include "../nsdev_util.h"
+#include "../../samples/devguard_prog.h"
+#include "kselftest_harness.h"
+
+static int send_fds(int sock, const int *fds, int n)
+{
+	char data = 'f', buf[CMSG_SPACE(4 * sizeof(int))] = { 0 };
+	struct iovec iov = { &data, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = buf, .msg_controllen = CMSG_SPACE(n * sizeof(int)),
+	};
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(n * sizeof(int));
+	memcpy(CMSG_DATA(cmsg), fds, n * sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fds(int sock, int *fds, int n)
+{
+	char data, buf[CMSG_SPACE(4 * sizeof(int))];
+	struct iovec iov = { &data, 1 };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = buf, .msg_controllen = CMSG_SPACE(n * sizeof(int)),
+	};
+	struct cmsghdr *cmsg;
+
+	if (recvmsg(sock, &msg, 0) != 1)
+		return -1;
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(fds, CMSG_DATA(cmsg), n * sizeof(int));
+	return 0;
+}
+
+static int token_create(int bpffs)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.token_create.bpffs_fd = bpffs;
+	return devguard_bpf(BPF_TOKEN_CREATE, &attr);
+}
+
+struct ctx {
+	int sock;
+	const char *cgroup;	/* the container's cgroup, below the guard */
+	char work[64];
+};
+
+static int node(const char *dir, int minor)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/n%d", dir, minor);
+	return mknod(path, S_IFCHR | 0600, makedev(1, minor));
+}
+
+/* The container: user-namespace root of an unprivileged user. */
+static int container(void *arg)
+{
+	struct devguard_rule only_null = { 'c', 1, 3 };
+	struct ctx *c = arg;
+	int fs, mnt, token, prog, cg, fds[2];
+	char ok;
+
+	CHILD_CHECK(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0);
+	CHILD_CHECK(mount("tmpfs", c->work, "tmpfs", 0, NULL) == 0);
+
+	/* Without a token: no BPF for an unprivileged user. */
+	CHILD_CHECK(devguard_load(&only_null, 1, 0, -1) < 0 && errno == EPERM);
+
+	/* A bpffs of its own user namespace, delegated by the host. */
+	fs = fsopen("bpf", FSOPEN_CLOEXEC);
+	CHILD_CHECK(fs >= 0);
+	CHILD_CHECK(send_fds(c->sock, &fs, 1) == 0);
+	CHILD_CHECK(read(c->sock, &ok, 1) == 1 && ok == 'y');
+	mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	CHILD_CHECK(mnt >= 0);
+	/* fsmount() gives an O_PATH fd; the token wants the bpffs root open. */
+	mnt = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHILD_CHECK(mnt >= 0);
+	token = token_create(mnt);
+	CHILD_CHECK(token >= 0);
+
+	/* Its own program: null only, where the host allows null and zero. */
+	prog = devguard_load(&only_null, 1, 0, token);
+	CHILD_CHECK(prog >= 0);
+	/* It cannot make a guard, token or not. */
+	CHILD_CHECK(devguard_load(&only_null, 1, BPF_F_CGROUP_DEVICE_GUARD, token) < 0 &&
+		    errno == EPERM);
+	cg = open(c->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHILD_CHECK(cg >= 0 && devguard_attach(prog, cg, BPF_F_ALLOW_MULTI) == 0);
+	CHILD_CHECK(node(c->work, 3) == 0);
+	/* Allowed by the host's guard, denied by its own program. */
+	CHILD_CHECK(node(c->work, 5) < 0 && errno == EPERM);
+
+	/* Hand the token and the bpffs to a sibling. */
+	fds[0] = token;
+	fds[1] = mnt;
+	CHILD_CHECK(send_fds(c->sock, fds, 2) == 0);
+	return 0;
+}
+
+/* A sibling container with the first one's token and bpffs. */
+static int sibling(void *arg)
+{
+	struct devguard_rule only_null = { 'c', 1, 3 };
+	struct ctx *c = arg;
+	int fds[2];
+
+	CHILD_CHECK(recv_fds(c->sock, fds, 2) == 0);
+	CHILD_CHECK(devguard_load(&only_null, 1, 0, fds[0]) < 0 && errno == EPERM);
+	CHILD_CHECK(token_create(fds[1]) < 0 && errno == EPERM);
+	return 0;
+}
+
+static int join_and_run(struct ctx *c, int (*fn)(void *))
+{
+	char procs[256];
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", c->cgroup);
+	CHILD_CHECK(nsdev_write_file(procs, "0") == 0);
+	CHILD_CHECK(nsdev_become_userns_root() == 0);
+	_exit(fn(c));
+}
+
+TEST(delegated_token_narrows_the_guard)
+{
+	struct devguard_rule host_allows[] = { { 'c', 1, 3 }, { 'c', 1, 5 } };
+	char guarded[128], below[160], mask[32];
+	int sk[2], sk2[2], cg, guard, fs, fds[2];
+	struct ctx c, s;
+	pid_t a, b;
+
+	snprintf(guarded, sizeof(guarded), "/sys/fs/cgroup/token_test.%d", getpid());
+	snprintf(below, sizeof(below), "%s/container", guarded);
+	ASSERT_EQ(0, mkdir(guarded, 0755));
+	ASSERT_EQ(0, mkdir(below, 0755));
+	cg = open(guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	guard = devguard_load(host_allows, 2, BPF_F_CGROUP_DEVICE_GUARD, -1);
+	ASSERT_LE(0, guard);
+	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk2));
+	c = (struct ctx){ .sock = sk[1], .cgroup = below };
+	snprintf(c.work, sizeof(c.work), "/tmp/token_test.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(c.work));
+	ASSERT_EQ(0, chmod(c.work, 0755));
+	s = (struct ctx){ .sock = sk2[1], .cgroup = below };
+	strcpy(s.work, c.work);
+
+	a = join_and_run(&c, container);
+	ASSERT_LT(0, a);
+	/* Delegate prog_load of cgroup_device programs, and nothing else. */
+	ASSERT_EQ(0, recv_fds(sk[0], &fs, 1));
+	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_LOAD);
+	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_SET_STRING, "delegate_cmds", mask, 0));
+	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_TYPE_CGROUP_DEVICE);
+	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_SET_STRING, "delegate_progs", mask, 0));
+	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_CGROUP_DEVICE);
+	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_SET_STRING, "delegate_attachs", mask, 0));
+	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0))
+		TH_LOG("creating the delegated bpffs: %s", strerror(errno));
+	close(fs);
+	ASSERT_EQ(1, write(sk[0], "y", 1));
+
+	ASSERT_EQ(0, recv_fds(sk[0], fds, 2)) TH_LOG("the container failed");
+	EXPECT_EQ(0, nsdev_wait(a));
+
+	b = join_and_run(&s, sibling);
+	ASSERT_LT(0, b);
+	ASSERT_EQ(0, send_fds(sk2[0], fds, 2));
+	EXPECT_EQ(0, nsdev_wait(b));
+
+	devguard_detach(guard, cg);
+	rmdir(below);
+	rmdir(guarded);
+	rmdir(c.work);
+}
+
+TEST_HARNESS_MAIN
