@@ -89,6 +89,12 @@ printf "  (container) \$ mknod /mnt/null c 1 3\n"
 mknod /mnt/null c 1 3 && exit 1 || true'
 fi
 
+container="$(dirname "$0")/../build/samples/nsdev-container"
+if [ -x "$container" ] && grep -qw devguard /proc/modules; then
+	step "all together: a rootless container with loopfs, devguard, a BPF token and binfmt_misc"
+	"$container"
+fi
+
 step "unloading and reloading the module"
 run rmmod loopfs
 run insmod "$LOOPFS_KO"
