@@ -122,7 +122,7 @@ static int become_container(void)
 	return 0;
 }
 
-static int container(int sock)
+static int run_container(int sock)
 {
 	struct devguard_rule narrower[DEVGUARD_MAX_RULES] = { { 'c', 1, 3 } };
 	char cmd[512];
@@ -134,7 +134,7 @@ static int container(int sock)
 	printf("  (container) uid_map: 0 65534 1, cgroup " CG "/ct\n");
 
 	step("1. the container mounts its own loopfs instance");
-	if (sh("mkdir " WS "/loopfs && mount -t loop loop " WS "/loopfs && ls " WS "/loopfs"))
+	if (sh("mkdir " WS "/loopfs && mount -t loop loopfs " WS "/loopfs && ls " WS "/loopfs"))
 		return 1;
 
 	step("2. unmodified losetup attaches an image, through /dev symlinks");
@@ -177,7 +177,7 @@ static int container(int sock)
 	printf("  (container) token %d, its program allows null and loopfs only\n", token);
 	if (sh("mknod " WS "/null c 1 3 && echo ok > " WS "/null && echo null: allowed"))
 		return 1;
-	printf("  (container) $ mknod " WS "/zero c 1 5   # the guard allows it, its program not\n");
+	printf("  (container) $ mknod " WS "/zero c 1 5   # guard: yes, its program: no\n");
 	if (!mknod(WS "/zero", S_IFCHR | 0600, makedev(1, 5)))
 		return die("mknod of zero passed");
 	printf("  mknod: %m\n");
@@ -219,7 +219,7 @@ int main(void)
 
 	pid = fork();
 	if (pid == 0)
-		_exit(container(sk[1]));
+		_exit(run_container(sk[1]));
 
 	/* Delegate prog_load of cgroup_device programs through its bpffs. */
 	fs = take_fd(sk[0]);

@@ -77,7 +77,7 @@ static int node(const char *dir, int minor)
 }
 
 /* The container: user-namespace root of an unprivileged user. */
-static int container(void *arg)
+static int first_container(void *arg)
 {
 	struct devguard_rule only_null = { 'c', 1, 3 };
 	struct ctx *c = arg;
@@ -174,7 +174,7 @@ TEST(delegated_token_narrows_the_guard)
 	s = (struct ctx){ .sock = sk2[1], .cgroup = below };
 	strcpy(s.work, c.work);
 
-	a = join_and_run(&c, container);
+	a = join_and_run(&c, first_container);
 	ASSERT_LT(0, a);
 	/* Delegate prog_load of cgroup_device programs, and nothing else. */
 	ASSERT_EQ(0, recv_fds(sk[0], &fs, 1));
