@@ -35,13 +35,13 @@ for p in "${patches[@]}"; do
 	"${checkpatch[@]}" - <"$p" || { echo "($p)"; bad=1; }
 done
 # The C shims, strictly; not the files kbuild generates (*.mod.c).
-mapfile -t csrc < <(git ls-files 'rust/*.[ch]' 'samples/*.[ch]')
+mapfile -t csrc < <(git ls-files 'rust/*.[ch]')
 if [ ${#csrc[@]} -gt 0 ]; then
 	"${checkpatch[@]}" --strict --ignore FILE_PATH_CHANGES -f "${csrc[@]}" || bad=1
 fi
-# The tests run shell commands (long, split strings) and check loop.c's
-# ENOSYS for unknown loop-control commands.
-mapfile -t tsrc < <(git ls-files 'selftests/*.[ch]')
+# The tests and samples run shell commands (long, split strings), and the
+# tests check loop.c's ENOSYS for unknown loop-control commands.
+mapfile -t tsrc < <(git ls-files 'selftests/*.[ch]' 'samples/*.[ch]')
 if [ ${#tsrc[@]} -gt 0 ]; then
 	"${checkpatch[@]}" -f "${tsrc[@]}" --ignore FILE_PATH_CHANGES,SPLIT_STRING,LONG_LINE,LONG_LINE_STRING,REPEATED_WORD,ENOSYS || bad=1
 fi
