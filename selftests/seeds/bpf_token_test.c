@@ -172,7 +172,7 @@ TEST(delegated_token_narrows_the_guard)
 	ASSERT_NE(NULL, mkdtemp(c.work));
 	ASSERT_EQ(0, chmod(c.work, 0755));
 	s = (struct ctx){ .sock = sk2[1], .cgroup = below };
-	strcpy(s.work, c.work);
+	snprintf(s.work, sizeof(s.work), "%s", c.work);
 
 	a = join_and_run(&c, first_container);
 	ASSERT_LT(0, a);
