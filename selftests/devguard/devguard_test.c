@@ -284,6 +284,49 @@ static int mknod_denied(struct container *c)
 	return 0;
 }
 
+struct sync_pipes {
+	int ready[2];	/* container -> host */
+	int go[2];	/* host -> container */
+};
+
+/* Opens a node it made while guarded, waits, then opens it again. */
+static int open_across_detach(struct container *c)
+{
+	const struct sync_pipes *p = c->arg;
+	char byte;
+	int fd;
+
+	CHILD_CHECK(node(c, "null", 'c', 1, 3) == 0);
+	fd = open_node(c, "null", O_RDWR);
+	CHILD_CHECK(fd >= 0);
+	close(fd);
+	CHILD_CHECK(write(p->ready[1], "r", 1) == 1);
+	CHILD_CHECK(read(p->go[0], &byte, 1) == 1);
+	/* The guard is gone: the node on its tmpfs no longer opens. */
+	fd = open_node(c, "null", O_RDWR);
+	CHILD_CHECK(fd < 0 && errno == EACCES);
+	return 0;
+}
+
+TEST_F(guarded, detaching_the_guard_stops_open)
+{
+	struct sync_pipes p;
+	struct container c = { self->cgroup, self->work, open_across_detach, &p };
+	char byte;
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(p.ready));
+	ASSERT_EQ(0, pipe(p.go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(enter_container(&c));
+	ASSERT_EQ(1, read(p.ready[0], &byte, 1));
+	ASSERT_EQ(0, devguard_detach(self->guard, self->cg));
+	ASSERT_EQ(1, write(p.go[1], "g", 1));
+	EXPECT_EQ(0, nsdev_wait(pid));
+}
+
 TEST_F(guarded, detaching_the_guard_stops_mknod)
 {
 	ASSERT_EQ(0, devguard_detach(self->guard, self->cg));

@@ -90,6 +90,12 @@ static int first_container(void *arg)
 	/* Without a token: no BPF for an unprivileged user. */
 	CHILD_CHECK(devguard_load(&only_null, 1, 0, -1) < 0 && errno == EPERM);
 
+	/* Nor can it make the bpffs for a token itself: that is the host's. */
+	fs = fsopen("bpf", FSOPEN_CLOEXEC);
+	CHILD_CHECK(fs >= 0);
+	CHILD_CHECK(fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 && errno == EPERM);
+	close(fs);
+
 	/* A bpffs of its own user namespace, delegated by the host. */
 	fs = fsopen("bpf", FSOPEN_CLOEXEC);
 	CHILD_CHECK(fs >= 0);
