@@ -12,7 +12,7 @@ DEBS=(
 	linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web
 	clang lld llvm libclang-dev
 	make flex bison bc libelf-dev libssl-dev cpio xz-utils
-	qemu-system-x86 busybox-static util-linux e2fsprogs fdisk fio
+	qemu-system-x86 qemu-user-static busybox-static util-linux e2fsprogs fdisk fio
 	python3-venv kmod iproute2
 )
 BINDGEN_VERSION=0.72.1
