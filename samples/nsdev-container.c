@@ -208,7 +208,8 @@ int main(void)
 
 	step("host: cgroup " CG " with a device guard (null, zero, urandom, loopfs)");
 	if ((mkdir(CG, 0755) && errno != EEXIST) || (mkdir(CG "/ct", 0755) && errno != EEXIST) ||
-	    (mkdir(WS, 0755) && errno != EEXIST) || chmod(WS, 0755))
+	    (mkdir(WS, 0755) && errno != EEXIST) || chmod(WS, 0755) ||
+	    chown(CG "/ct", 65534, 65534))	/* the container owns its cgroup */
 		return die(CG);
 	cg = open(CG, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	guard = devguard_load(rules, n, BPF_F_CGROUP_DEVICE_GUARD, -1);

@@ -166,6 +166,8 @@ TEST(delegated_token_narrows_the_guard)
 	snprintf(below, sizeof(below), "%s/container", guarded);
 	ASSERT_EQ(0, mkdir(guarded, 0755));
 	ASSERT_EQ(0, mkdir(below, 0755));
+	/* Delegated: the container owns its cgroup. */
+	ASSERT_EQ(0, chown(below, NSDEV_UID, NSDEV_GID));
 	cg = open(guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	guard = devguard_load(host_allows, 2, BPF_F_CGROUP_DEVICE_GUARD, -1);
 	ASSERT_LE(0, guard);
