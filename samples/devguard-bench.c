@@ -25,21 +25,10 @@
 #include <unistd.h>
 
 #include "devguard_prog.h"
+#include "nsdev_helpers.h"
 
 #define LOOPS 20000
 #define OTHERS 1000
-
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-	close(fd);
-	return ok ? 0 : -1;
-}
 
 /* Nanoseconds per mknod + open + close + unlink in dir. */
 static double loop(const char *dir)
@@ -104,16 +93,7 @@ static double contained(const char *cgroup, const char *dir)
 		return -1;
 	pid = fork();
 	if (pid == 0) {
-		char procs[256];
-
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", cgroup);
-		if (write_file(procs, "0") || setgroups(0, NULL) ||
-		    setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534) ||
-		    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) ||
-		    unshare(CLONE_NEWUSER | CLONE_NEWNS) ||
-		    write_file("/proc/self/setgroups", "deny") ||
-		    write_file("/proc/self/uid_map", "0 65534 1") ||
-		    write_file("/proc/self/gid_map", "0 65534 1") ||
+		if (nsdev_join_cgroup(cgroup) || nsdev_become_userns_root() ||
 		    mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) ||
 		    mount("tmpfs", dir, "tmpfs", 0, NULL))
 			_exit(1);

@@ -27,18 +27,7 @@
 #include <grp.h>
 
 #include "devguard_prog.h"
-
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
+#include "nsdev_helpers.h"
 
 static int parse_rule(const char *s, struct devguard_rule *r)
 {
@@ -55,24 +44,12 @@ static int parse_rule(const char *s, struct devguard_rule *r)
 /* The child: joins the cgroup, becomes nobody, then root of new namespaces. */
 static void child(const char *cgroup, char **argv)
 {
-	char path[512], map[64];
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", cgroup);
-	if (write_file(path, "0")) {
+	if (nsdev_join_cgroup(cgroup)) {
 		perror("joining the cgroup");
 		_exit(126);
 	}
-	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
-	    setresuid(65534, 65534, 65534) || prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) ||
-	    unshare(CLONE_NEWUSER | CLONE_NEWNS)) {
+	if (nsdev_become_userns_root()) {
 		perror("entering the user namespace");
-		_exit(126);
-	}
-	snprintf(map, sizeof(map), "0 65534 1");
-	if (write_file("/proc/self/setgroups", "deny") ||
-	    write_file("/proc/self/uid_map", map) ||
-	    write_file("/proc/self/gid_map", map)) {
-		perror("mapping root");
 		_exit(126);
 	}
 	execvp(argv[0], argv);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "devguard_prog.h"
+#include "nsdev_helpers.h"
 
 #define CG "/sys/fs/cgroup/nsdev-container"
 #define WS "/tmp/nsdev-container"
@@ -63,59 +64,9 @@ static int die(const char *what)
 	return 1;
 }
 
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-static int pass_fd(int sock, int fd)
-{
-	char data = 'f', buf[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &data, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = buf, .msg_controllen = sizeof(buf),
-	};
-	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
-}
-
-static int take_fd(int sock)
-{
-	char data, buf[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &data, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = buf, .msg_controllen = sizeof(buf),
-	};
-	int fd;
-
-	if (recvmsg(sock, &msg, 0) != 1 || !CMSG_FIRSTHDR(&msg))
-		return -1;
-	memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof(int));
-	return fd;
-}
-
 static int become_container(void)
 {
-	if (write_file(CG "/ct/cgroup.procs", "0") || setgroups(0, NULL) ||
-	    setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534) ||
-	    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) || unshare(CLONE_NEWUSER | CLONE_NEWNS) ||
-	    write_file("/proc/self/setgroups", "deny") ||
-	    write_file("/proc/self/uid_map", "0 65534 1") ||
-	    write_file("/proc/self/gid_map", "0 65534 1") ||
+	if (nsdev_join_cgroup(CG "/ct") || nsdev_become_userns_root() ||
 	    mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) ||
 	    mount("tmpfs", WS, "tmpfs", 0, NULL))
 		return -1;
@@ -160,7 +111,7 @@ static int run_container(int sock)
 
 	step("4. with a token the host delegated, it narrows the guard for itself");
 	fs = fsopen("bpf", FSOPEN_CLOEXEC);
-	if (fs < 0 || pass_fd(sock, fs) || take_fd(sock) < 0)
+	if (fs < 0 || nsdev_send_fds(sock, &fs, 1) || nsdev_recv_fds(sock, &fs, 1))
 		return die("bpffs delegation");
 	mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
 	mnt = mnt < 0 ? mnt : openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -209,7 +160,7 @@ int main(void)
 	step("host: cgroup " CG " with a device guard (null, zero, urandom, loopfs)");
 	if ((mkdir(CG, 0755) && errno != EEXIST) || (mkdir(CG "/ct", 0755) && errno != EEXIST) ||
 	    (mkdir(WS, 0755) && errno != EEXIST) || chmod(WS, 0755) ||
-	    chown(CG "/ct", 65534, 65534))	/* the container owns its cgroup */
+	    chown(CG "/ct", NSDEV_UID, NSDEV_GID))	/* the container owns its cgroup */
 		return die(CG);
 	cg = open(CG, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	guard = devguard_load(rules, n, BPF_F_CGROUP_DEVICE_GUARD, -1);
@@ -223,7 +174,8 @@ int main(void)
 		_exit(run_container(sk[1]));
 
 	/* Delegate prog_load of cgroup_device programs through its bpffs. */
-	fs = take_fd(sk[0]);
+	if (nsdev_recv_fds(sk[0], &fs, 1))
+		fs = -1;
 	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_LOAD);
 	if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "delegate_cmds", mask, 0))
 		goto out;
@@ -232,7 +184,7 @@ int main(void)
 		goto out;
 	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_CGROUP_DEVICE);
 	if (fsconfig(fs, FSCONFIG_SET_STRING, "delegate_attachs", mask, 0) ||
-	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) || pass_fd(sk[0], fs))
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) || nsdev_send_fds(sk[0], &fs, 1))
 		goto out;
 out:
 	waitpid(pid, &status, 0);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers shared by the nsdev kselftests: run a function in a child that is
- * an unprivileged user made root of a new user and mount namespace, and
- * small file helpers.
+ * an unprivileged user made root of a new user and mount namespace, small
+ * file and shell helpers. The container setup itself is in
+ * samples/nsdev_helpers.h, shared with the samples.
  *
  * Children cannot use ASSERT_*: they report with CHILD_CHECK(), which prints
  * the failing line and errno and exits 1; the test asserts the child exited 0.
@@ -27,9 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The unprivileged user the tests become: nobody. */
-#define NSDEV_UID 65534
-#define NSDEV_GID 65534
+#include "../samples/nsdev_helpers.h"
 
 #define CHILD_CHECK(cond) do {						\
 	if (!(cond)) {							\
@@ -38,24 +37,6 @@
 		_exit(1);						\
 	}								\
 } while (0)
-
-static inline int nsdev_write_file(const char *path, const char *fmt, ...)
-{
-	char buf[4096];
-	va_list ap;
-	ssize_t len, ret;
-	int fd;
-
-	va_start(ap, fmt);
-	len = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ret = write(fd, buf, len);
-	close(fd);
-	return ret == len ? 0 : -1;
-}
 
 /* Reads a whole small file into buf (NUL-terminated). Returns length or -1. */
 static inline ssize_t nsdev_read_file(const char *path, char *buf, size_t size)
@@ -71,28 +52,6 @@ static inline ssize_t nsdev_read_file(const char *path, char *buf, size_t size)
 	if (len >= 0)
 		buf[len] = '\0';
 	return len;
-}
-
-/*
- * Drops to NSDEV_UID/NSDEV_GID and makes the caller root of a new user
- * namespace (mapping 0 to that user) with its own mount namespace.
- * Returns 0 or -1 with errno set.
- */
-static inline int nsdev_become_userns_root(void)
-{
-	if (setgroups(0, NULL) || setresgid(NSDEV_GID, NSDEV_GID, NSDEV_GID) ||
-	    setresuid(NSDEV_UID, NSDEV_UID, NSDEV_UID))
-		return -1;
-	/* Changing credentials made us non-dumpable: /proc/self is root's. */
-	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
-		return -1;
-	if (unshare(CLONE_NEWUSER | CLONE_NEWNS))
-		return -1;
-	if (nsdev_write_file("/proc/self/setgroups", "deny") ||
-	    nsdev_write_file("/proc/self/uid_map", "0 %d 1", NSDEV_UID) ||
-	    nsdev_write_file("/proc/self/gid_map", "0 %d 1", NSDEV_GID))
-		return -1;
-	return 0;
 }
 
 /* Waits for pid; returns its exit status, or 128 + signal. */
@@ -127,6 +86,20 @@ static inline int nsdev_run_child(int (*fn)(void *), void *arg, bool userns)
 		_exit(fn(arg));
 	}
 	return nsdev_wait(pid);
+}
+
+/* Runs a formatted shell command; returns its exit status. */
+static inline int nsdev_sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	status = system(cmd);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 #endif /* _NSDEV_UTIL_H */

@@ -147,10 +147,8 @@ struct container {
 static int enter_container(void *p)
 {
 	struct container *c = p;
-	char procs[256];
 
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", c->cgroup);
-	CHILD_CHECK(nsdev_write_file(procs, "0") == 0);
+	CHILD_CHECK(nsdev_join_cgroup(c->cgroup) == 0);
 	CHILD_CHECK(nsdev_become_userns_root() == 0);
 	CHILD_CHECK(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0);
 	CHILD_CHECK(mount("tmpfs", c->work, "tmpfs", 0, NULL) == 0);

@@ -683,19 +683,6 @@ TEST_F(dev, config_needs_cap_sys_admin)
 	close(file);
 }
 
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int status;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	status = system(cmd);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
 /*
  * Unmodified util-linux losetup, as in the loopfs RFC's session: a private
  * /dev whose loop-control and loopN are symlinks into the instance.
@@ -704,47 +691,47 @@ TEST_F(dev, losetup)
 {
 	const char *b = self->base;
 
-	ASSERT_EQ(0, sh("set -e; mkdir %s/dev; for n in null zero urandom; do "
+	ASSERT_EQ(0, nsdev_sh("set -e; mkdir %s/dev; for n in null zero urandom; do "
 			"touch %s/dev/$n; mount --bind /dev/$n %s/dev/$n; done; "
 			"ln -s %s/loop-control %s/dev/loop-control; "
 			"for i in 0 1 2 3 4 5 6 7; do ln -s %s/loop$i %s/dev/loop$i; done; "
 			"mount --rbind %s/dev /dev", b, b, b, self->lfs, b, self->lfs, b, b));
-	ASSERT_EQ(0, sh("test \"$(losetup -f --show %s)\" = /dev/loop0", self->img));
-	EXPECT_EQ(0, sh("losetup -l -n -O NAME,BACK-FILE /dev/loop0 | grep -q '^/dev/loop0 *%s$'",
+	ASSERT_EQ(0, nsdev_sh("test \"$(losetup -f --show %s)\" = /dev/loop0", self->img));
+	EXPECT_EQ(0, nsdev_sh("losetup -l -n -O NAME,BACK-FILE /dev/loop0 | grep -q '^/dev/loop0 *%s$'",
 			self->img));
-	EXPECT_EQ(0, sh("test \"$(cat /sys/dev/block/$(stat -L -c '%%t:%%T' /dev/loop0 | "
+	EXPECT_EQ(0, nsdev_sh("test \"$(cat /sys/dev/block/$(stat -L -c '%%t:%%T' /dev/loop0 | "
 			"awk -F: '{printf \"%%d:%%d\", \"0x\"$1, \"0x\"$2}')/loop/backing_file)\" = %s",
 			self->img));
-	EXPECT_EQ(0, sh("losetup -d /dev/loop0"));
-	EXPECT_NE(0, sh("losetup /dev/loop0 2>/dev/null"));
+	EXPECT_EQ(0, nsdev_sh("losetup -d /dev/loop0"));
+	EXPECT_NE(0, nsdev_sh("losetup /dev/loop0 2>/dev/null"));
 
 	/* Offset, size limit, read-only. */
-	ASSERT_EQ(0, sh("test \"$(losetup -f --show -r -o 1048576 --sizelimit 2097152 %s)\" = /dev/loop0",
+	ASSERT_EQ(0, nsdev_sh("test \"$(losetup -f --show -r -o 1048576 --sizelimit 2097152 %s)\" = /dev/loop0",
 			self->img));
-	EXPECT_EQ(0, sh("test \"$(losetup -l -n -O OFFSET,SIZELIMIT,RO /dev/loop0 | xargs)\" = "
+	EXPECT_EQ(0, nsdev_sh("test \"$(losetup -l -n -O OFFSET,SIZELIMIT,RO /dev/loop0 | xargs)\" = "
 			"'1048576 2097152 1'"));
-	EXPECT_EQ(0, sh("test $(blockdev --getsize64 /dev/loop0) = 2097152"));
-	EXPECT_NE(0, sh("dd if=/dev/zero of=/dev/loop0 bs=4k count=1 2>/dev/null"));
+	EXPECT_EQ(0, nsdev_sh("test $(blockdev --getsize64 /dev/loop0) = 2097152"));
+	EXPECT_NE(0, nsdev_sh("dd if=/dev/zero of=/dev/loop0 bs=4k count=1 2>/dev/null"));
 
 	/* Direct I/O and 4096-byte sectors. */
-	ASSERT_EQ(0, sh("test \"$(losetup -f --show --direct-io=on --sector-size 4096 %s)\" = /dev/loop1",
+	ASSERT_EQ(0, nsdev_sh("test \"$(losetup -f --show --direct-io=on --sector-size 4096 %s)\" = /dev/loop1",
 			self->img));
-	EXPECT_EQ(0, sh("test \"$(losetup -l -n -O DIO,LOG-SEC /dev/loop1 | xargs)\" = '1 4096'"));
-	EXPECT_EQ(0, sh("test $(blockdev --getss /dev/loop1) = 4096"));
+	EXPECT_EQ(0, nsdev_sh("test \"$(losetup -l -n -O DIO,LOG-SEC /dev/loop1 | xargs)\" = '1 4096'"));
+	EXPECT_EQ(0, nsdev_sh("test $(blockdev --getss /dev/loop1) = 4096"));
 
 	/* Capacity follows the file with -c. */
-	EXPECT_EQ(0, sh("truncate -s 32M %s && losetup -c /dev/loop1 && "
+	EXPECT_EQ(0, nsdev_sh("truncate -s 32M %s && losetup -c /dev/loop1 && "
 			"test $(blockdev --getsize64 /dev/loop1) = 33554432", self->img));
-	EXPECT_EQ(0, sh("losetup -d /dev/loop0 /dev/loop1"));
+	EXPECT_EQ(0, nsdev_sh("losetup -d /dev/loop0 /dev/loop1"));
 
 	/* Partition scanning, what image builders need. */
-	ASSERT_EQ(0, sh("printf 'label: gpt\\nsize=2MiB\\nsize=4MiB\\n' | sfdisk -q %s", self->img));
-	ASSERT_EQ(0, sh("test \"$(losetup -f --show -P %s)\" = /dev/loop0", self->img));
-	EXPECT_EQ(0, sh("test -b %s/loop0p1 && test -b %s/loop0p2 && ! test -e %s/loop0p3",
+	ASSERT_EQ(0, nsdev_sh("printf 'label: gpt\\nsize=2MiB\\nsize=4MiB\\n' | sfdisk -q %s", self->img));
+	ASSERT_EQ(0, nsdev_sh("test \"$(losetup -f --show -P %s)\" = /dev/loop0", self->img));
+	EXPECT_EQ(0, nsdev_sh("test -b %s/loop0p1 && test -b %s/loop0p2 && ! test -e %s/loop0p3",
 			self->lfs, self->lfs, self->lfs));
-	EXPECT_EQ(0, sh("test $(losetup -l -n -O PARTSCAN /dev/loop0) = 1"));
-	EXPECT_EQ(0, sh("losetup -d /dev/loop0"));
-	EXPECT_EQ(0, sh("! test -e %s/loop0p1", self->lfs));
+	EXPECT_EQ(0, nsdev_sh("test $(losetup -l -n -O PARTSCAN /dev/loop0) = 1"));
+	EXPECT_EQ(0, nsdev_sh("losetup -d /dev/loop0"));
+	EXPECT_EQ(0, nsdev_sh("! test -e %s/loop0p1", self->lfs));
 }
 
 TEST_F(dev, partitions)
@@ -754,7 +741,7 @@ TEST_F(dev, partitions)
 	int dev, part, file;
 
 	/* Two partitions: 1 MiB at 1 MiB, 4 MiB at 4 MiB. */
-	ASSERT_EQ(0, sh("printf 'label: dos\\nstart=2048, size=2048, type=83\\n"
+	ASSERT_EQ(0, nsdev_sh("printf 'label: dos\\nstart=2048, size=2048, type=83\\n"
 			"start=8192, size=8192, type=83\\n' | sfdisk -q %s", self->img));
 	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
 	dev = attach(self->lfs, 0, self->img, 0, 0, LO_FLAGS_PARTSCAN, 0);
@@ -943,7 +930,7 @@ TEST(ext4_from_container_mounted_by_host)
 		CHILD_CHECK(nsdev_become_userns_root() == 0);
 		CHILD_CHECK(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0);
 		CHILD_CHECK(mount("tmpfs", base, "tmpfs", 0, NULL) == 0);
-		CHILD_CHECK(sh("set -e; cd %s; mkdir lfs src; mount -t loop loop lfs; "
+		CHILD_CHECK(nsdev_sh("set -e; cd %s; mkdir lfs src; mount -t loop loop lfs; "
 			       "echo 'hello from the container' > src/hello; "
 			       "truncate -s 64M img", base) == 0);
 		snprintf(path, sizeof(path), "%s/lfs/loop-control", base);
@@ -952,8 +939,8 @@ TEST(ext4_from_container_mounted_by_host)
 		snprintf(path, sizeof(path), "%s/lfs", base);
 		snprintf(buf, sizeof(buf), "%s/img", base);
 		CHILD_CHECK(attach(path, 0, buf, 0, 0, 0, 0) >= 0);
-		CHILD_CHECK(sh("mkfs.ext4 -q -F -d %s/src %s/lfs/loop0", base, base) == 0);
-		CHILD_CHECK(sh("e2fsck -fn %s/lfs/loop0 >/dev/null", base) == 0);
+		CHILD_CHECK(nsdev_sh("mkfs.ext4 -q -F -d %s/src %s/lfs/loop0", base, base) == 0);
+		CHILD_CHECK(nsdev_sh("e2fsck -fn %s/lfs/loop0 >/dev/null", base) == 0);
 		CHILD_CHECK(write(up[1], "r", 1) == 1);
 		CHILD_CHECK(read(down[0], &c, 1) == 1);
 		_exit(0);

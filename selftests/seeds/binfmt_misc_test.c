@@ -59,19 +59,6 @@ static int make_script(const char *dir, const char *ext, const char *says, char 
 	return nsdev_write_file(path, "%s", text);
 }
 
-static int sh_quiet(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int status;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	status = system(cmd);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
 struct binfmt {
 	char dir[64];
 };
@@ -211,7 +198,7 @@ static int foreign_container(void *arg)
 	CHILD_CHECK(mkdir(path, 0755) == 0);
 	snprintf(path, sizeof(path), "%s/ct/src/hello", f->base);
 	CHILD_CHECK(write_aarch64_hello(path) == 0);
-	CHILD_CHECK(sh_quiet("mkfs.ext4 -q -d %s/ct/src %s/ct/lfs/loop0", f->base, f->base) == 0);
+	CHILD_CHECK(nsdev_sh("mkfs.ext4 -q -d %s/ct/src %s/ct/lfs/loop0", f->base, f->base) == 0);
 
 	snprintf(path, sizeof(path), "%s/ct/binfmt", f->base);
 	CHILD_CHECK(mkdir(path, 0755) == 0);

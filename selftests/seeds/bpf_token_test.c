@@ -17,42 +17,6 @@
 #include "../../samples/devguard_prog.h"
 #include "kselftest_harness.h"
 
-static int send_fds(int sock, const int *fds, int n)
-{
-	char data = 'f', buf[CMSG_SPACE(4 * sizeof(int))] = { 0 };
-	struct iovec iov = { &data, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = buf, .msg_controllen = CMSG_SPACE(n * sizeof(int)),
-	};
-	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(n * sizeof(int));
-	memcpy(CMSG_DATA(cmsg), fds, n * sizeof(int));
-	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
-}
-
-static int recv_fds(int sock, int *fds, int n)
-{
-	char data, buf[CMSG_SPACE(4 * sizeof(int))];
-	struct iovec iov = { &data, 1 };
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = buf, .msg_controllen = CMSG_SPACE(n * sizeof(int)),
-	};
-	struct cmsghdr *cmsg;
-
-	if (recvmsg(sock, &msg, 0) != 1)
-		return -1;
-	cmsg = CMSG_FIRSTHDR(&msg);
-	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(fds, CMSG_DATA(cmsg), n * sizeof(int));
-	return 0;
-}
-
 static int token_create(int bpffs)
 {
 	union bpf_attr attr;
@@ -99,7 +63,7 @@ static int first_container(void *arg)
 	/* A bpffs of its own user namespace, delegated by the host. */
 	fs = fsopen("bpf", FSOPEN_CLOEXEC);
 	CHILD_CHECK(fs >= 0);
-	CHILD_CHECK(send_fds(c->sock, &fs, 1) == 0);
+	CHILD_CHECK(nsdev_send_fds(c->sock, &fs, 1) == 0);
 	CHILD_CHECK(read(c->sock, &ok, 1) == 1 && ok == 'y');
 	mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
 	CHILD_CHECK(mnt >= 0);
@@ -124,7 +88,7 @@ static int first_container(void *arg)
 	/* Hand the token and the bpffs to a sibling. */
 	fds[0] = token;
 	fds[1] = mnt;
-	CHILD_CHECK(send_fds(c->sock, fds, 2) == 0);
+	CHILD_CHECK(nsdev_send_fds(c->sock, fds, 2) == 0);
 	return 0;
 }
 
@@ -135,7 +99,7 @@ static int sibling(void *arg)
 	struct ctx *c = arg;
 	int fds[2];
 
-	CHILD_CHECK(recv_fds(c->sock, fds, 2) == 0);
+	CHILD_CHECK(nsdev_recv_fds(c->sock, fds, 2) == 0);
 	CHILD_CHECK(devguard_load(&only_null, 1, 0, fds[0]) < 0 && errno == EPERM);
 	CHILD_CHECK(token_create(fds[1]) < 0 && errno == EPERM);
 	return 0;
@@ -143,13 +107,11 @@ static int sibling(void *arg)
 
 static int join_and_run(struct ctx *c, int (*fn)(void *))
 {
-	char procs[256];
 	pid_t pid = fork();
 
 	if (pid)
 		return pid;
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", c->cgroup);
-	CHILD_CHECK(nsdev_write_file(procs, "0") == 0);
+	CHILD_CHECK(nsdev_join_cgroup(c->cgroup) == 0);
 	CHILD_CHECK(nsdev_become_userns_root() == 0);
 	_exit(fn(c));
 }
@@ -185,7 +147,7 @@ TEST(delegated_token_narrows_the_guard)
 	a = join_and_run(&c, first_container);
 	ASSERT_LT(0, a);
 	/* Delegate prog_load of cgroup_device programs, and nothing else. */
-	ASSERT_EQ(0, recv_fds(sk[0], &fs, 1));
+	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &fs, 1));
 	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_LOAD);
 	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_SET_STRING, "delegate_cmds", mask, 0));
 	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_TYPE_CGROUP_DEVICE);
@@ -197,12 +159,12 @@ TEST(delegated_token_narrows_the_guard)
 	close(fs);
 	ASSERT_EQ(1, write(sk[0], "y", 1));
 
-	ASSERT_EQ(0, recv_fds(sk[0], fds, 2)) TH_LOG("the container failed");
+	ASSERT_EQ(0, nsdev_recv_fds(sk[0], fds, 2)) TH_LOG("the container failed");
 	EXPECT_EQ(0, nsdev_wait(a));
 
 	b = join_and_run(&s, sibling);
 	ASSERT_LT(0, b);
-	ASSERT_EQ(0, send_fds(sk2[0], fds, 2));
+	ASSERT_EQ(0, nsdev_send_fds(sk2[0], fds, 2));
 	EXPECT_EQ(0, nsdev_wait(b));
 
 	devguard_detach(guard, cg);
