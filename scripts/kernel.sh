@@ -90,5 +90,9 @@ if ! kmake -j"$(nproc)" all headers >"$buildlog" 2>&1; then
 	die "kernel build failed, full log: $buildlog"
 fi
 touch "$tree/.nsdev-built"
+# Only the newest tree of a flavour is kept: each takes about 2 GB.
+for old in "$NSDEV_CACHE/linux-$flavour-"*; do
+	[ "$old" = "$tree" ] || rm -rf "$old"
+done
 log "kernel ready: $tree"
 echo "$tree"
