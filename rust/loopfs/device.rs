@@ -18,9 +18,8 @@ use crate::sys::{self, Bdev, Disk, FileRef, Request};
 use crate::uapi::*;
 use crate::Instance;
 
-/// `BLK_OPEN_WRITE` and `BLK_OPEN_EXCL` (casts bindgen cannot evaluate).
+/// `BLK_OPEN_WRITE` (a cast bindgen cannot evaluate).
 const BLK_OPEN_WRITE: u32 = 1 << 1;
-const BLK_OPEN_EXCL: u32 = 1 << 2;
 
 const SECTOR_SHIFT: u32 = 9;
 const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
@@ -80,6 +79,16 @@ struct Ctl {
     saved_gfp: bindings::gfp_t,
     /// Whether the `loop/` sysfs attributes are there.
     sysfs: bool,
+}
+
+impl Ctl {
+    /// Forgets what a configuration set (`__loop_clr_fd()`).
+    fn reset_params(&mut self) {
+        self.offset = 0;
+        self.sizelimit = 0;
+        self.flags = 0;
+        self.file_name = [0; LO_NAME_SIZE];
+    }
 }
 
 /// What the I/O path reads; under a spinlock so that requests never wait
@@ -360,18 +369,20 @@ impl Device {
         }
         {
             let mut ctl = self.ctl.lock();
-            ctl.offset = 0;
-            ctl.sizelimit = 0;
-            ctl.flags = 0;
-            ctl.file_name = [0; LO_NAME_SIZE];
+            ctl.reset_params();
             ctl.state = State::Unbound;
         }
         // Dropped here, with no lock held: the last fput() may take locks.
         drop(file);
     }
 
+    /// Another reference to the backing file, if one is attached.
+    fn backing_file(&self) -> Option<FileRef> {
+        self.io.lock().file.as_ref().map(FileRef::clone_ref)
+    }
+
     pub(crate) fn info(&self) -> Info {
-        let file = self.io.lock().file.as_ref().map(FileRef::clone_ref);
+        let file = self.backing_file();
         let ctl = self.ctl.lock();
         Info {
             file,
@@ -474,11 +485,7 @@ impl Device {
     fn configure(&self, bdev: &Bdev, mode: u32, config: &LoopConfig) -> Result {
         let file = FileRef::fget(config.fd)?;
         check_backing_file(&file)?;
-        let _claim = if mode & BLK_OPEN_EXCL == 0 {
-            Some(bdev.claim()?)
-        } else {
-            None
-        };
+        let _claim = bdev.claim_unless_exclusive(mode)?;
         let disk = self.disk()?;
         let partscan = {
             let mut ctl = self.ctl.lock();
@@ -492,10 +499,7 @@ impl Device {
             let result = Self::params_from_info(&mut ctl, &config.info)
                 .and_then(|()| self.attach(&mut ctl, &disk, file, mode, config.block_size));
             if let Err(err) = result {
-                ctl.offset = 0;
-                ctl.sizelimit = 0;
-                ctl.flags = 0;
-                ctl.file_name = [0; LO_NAME_SIZE];
+                ctl.reset_params();
                 return Err(err);
             }
             ctl.flags & LO_FLAGS_PARTSCAN != 0
@@ -591,12 +595,7 @@ impl Device {
             info.lo_sizelimit = ctl.sizelimit;
             info.lo_flags = ctl.flags;
             info.lo_file_name = ctl.file_name;
-            self.io
-                .lock()
-                .file
-                .as_ref()
-                .map(FileRef::clone_ref)
-                .ok_or(ENXIO)?
+            self.backing_file().ok_or(ENXIO)?
         };
         // Outside the lock: this calls into the backing filesystem.
         let ids = file.ids()?;
@@ -718,13 +717,7 @@ impl Device {
 
     /// Switches direct I/O; returns whether it is now what was asked.
     fn update_direct_io(&self, ctl: &mut Ctl, disk: &Disk, want: bool) -> Result<bool> {
-        let file = self
-            .io
-            .lock()
-            .file
-            .as_ref()
-            .map(FileRef::clone_ref)
-            .ok_or(ENXIO)?;
+        let file = self.backing_file().ok_or(ENXIO)?;
         let direct = want && can_direct_io(&file, ctl.offset, disk.block_size());
         if self.io.lock().direct != direct {
             // Write back what buffered I/O left in the page cache first.
@@ -756,11 +749,7 @@ impl Device {
 
     /// `loop_set_block_size()`.
     fn set_block_size(&self, bdev: &Bdev, mode: u32, arg: usize) -> Result {
-        let _claim = if mode & BLK_OPEN_EXCL == 0 {
-            Some(bdev.claim()?)
-        } else {
-            None
-        };
+        let _claim = bdev.claim_unless_exclusive(mode)?;
         let disk = self.disk()?;
         let mut ctl = self.ctl.lock();
         if ctl.state != State::Bound {

@@ -473,6 +473,9 @@ pub(crate) struct Bdev(*mut bindings::block_device);
 /// An exclusive claim on a block device, given up on drop.
 pub(crate) struct Claim<'a>(&'a Bdev);
 
+/// `BLK_OPEN_EXCL` (a cast bindgen cannot evaluate).
+const BLK_OPEN_EXCL: u32 = 1 << 2;
+
 /// The holder loopfs claims block devices with.
 static CLAIM_HOLDER: u8 = 0;
 
@@ -492,9 +495,12 @@ impl Bdev {
         }
     }
 
-    /// Claims the device exclusively, as loop.c does around configuration
-    /// when the opener did not.
-    pub(crate) fn claim(&self) -> Result<Claim<'_>> {
+    /// Claims the device exclusively for a configuration change, as loop.c
+    /// does, unless its opener (`mode`) already holds it exclusively.
+    pub(crate) fn claim_unless_exclusive(&self, mode: u32) -> Result<Option<Claim<'_>>> {
+        if mode & BLK_OPEN_EXCL != 0 {
+            return Ok(None);
+        }
         // SAFETY: The block device is valid; the holder is a static address.
         to_result(unsafe {
             bindings::bd_prepare_to_claim(
@@ -503,7 +509,7 @@ impl Bdev {
                 core::ptr::null(),
             )
         })?;
-        Ok(Claim(self))
+        Ok(Some(Claim(self)))
     }
 }
 
