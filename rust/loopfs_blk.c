@@ -391,24 +391,39 @@ void loopfs_rq_info(struct request *rq, u32 *op, u64 *pos, u32 *bytes,
 ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
 		     bool write, bool direct)
 {
+	struct bio_vec tmp, *bvec, *copy = NULL;
 	struct req_iterator rq_iter;
-	struct bio_vec tmp, *bvec;
 	struct iov_iter iter;
 	struct kiocb kiocb;
+	unsigned int offset = 0;
 	int nr_bvec = 0;
 	ssize_t ret;
 
 	rq_for_each_bvec(tmp, rq, rq_iter)
 		nr_bvec++;
-	bvec = kmalloc_array(nr_bvec, sizeof(*bvec), GFP_NOIO);
-	if (!bvec)
-		return -ENOMEM;
-	nr_bvec = 0;
-	rq_for_each_bvec(tmp, rq, rq_iter)
-		bvec[nr_bvec++] = tmp;
+	if (rq->bio != rq->biotail) {
+		/*
+		 * Several bios, possibly split mid-bvec: gather their bvecs, as
+		 * loop.c does.
+		 */
+		copy = kmalloc_array(nr_bvec, sizeof(*copy), GFP_NOIO);
+		if (!copy)
+			return -ENOMEM;
+		bvec = copy;
+		rq_for_each_bvec(tmp, rq, rq_iter) {
+			*bvec = tmp;
+			bvec++;
+		}
+		bvec = copy;
+	} else {
+		/* One bio: iterate its own bvecs from where it starts. */
+		offset = rq->bio->bi_iter.bi_bvec_done;
+		bvec = __bvec_iter_bvec(rq->bio->bi_io_vec, rq->bio->bi_iter);
+	}
 
 	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_bvec,
 		      blk_rq_bytes(rq));
+	iter.iov_offset = offset;
 	init_sync_kiocb(&kiocb, file);
 	kiocb.ki_pos = pos;
 	kiocb.ki_ioprio = req_get_ioprio(rq);
@@ -423,7 +438,7 @@ ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
 	} else {
 		ret = file->f_op->read_iter(&kiocb, &iter);
 	}
-	kfree(bvec);
+	kfree(copy);
 	return ret;
 }
 
