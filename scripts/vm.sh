@@ -80,7 +80,7 @@ if [ ! -f "$out/status" ]; then
 fi
 
 # The kernel log as the console saw it, plus dmesg as the guest saved it.
-pattern='Oops|BUG:|WARNING:|KASAN|kmemleak: [0-9]+ new suspected|unreferenced object|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|DEBUG_LOCKS_WARN_ON|lockdep is turned off|Call Trace|Kernel panic|general protection fault|UBSAN'
+pattern='Oops|BUG:|WARNING:|KASAN|kmemleak: [0-9]+ new suspected|unreferenced object|possible recursive locking|possible circular locking|inconsistent lock state|suspicious RCU usage|DEBUG_LOCKS_WARN_ON|lockdep is turned off|Call Trace|Kernel panic|general protection fault|UBSAN|blocked for more than'
 if grep -aEq "$pattern" "$out/console.log" "$out"/dmesg.txt 2>/dev/null; then
 	log "the guest kernel log has errors:"
 	grep -aE -A 25 "$pattern" "$out"/dmesg.txt 2>/dev/null | head -n 120 >&2 ||
