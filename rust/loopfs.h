@@ -20,6 +20,7 @@
 #include <linux/types.h>
 
 struct block_device;
+struct cred;
 struct file;
 struct gendisk;
 struct request;
@@ -31,8 +32,11 @@ struct user_namespace;
 int loopfs_register_filesystem(void);
 void loopfs_unregister_filesystem(void);
 u32 loopfs_max_devices(void);
+u32 loopfs_max_devices_per_userns(void);
+u32 loopfs_reserved_devices(void);
 int loopfs_fs_add_node(struct super_block *sb, const char *name, dev_t devt);
 void loopfs_fs_remove_node(struct super_block *sb, const char *name);
+struct user_namespace *loopfs_get_user_ns(struct user_namespace *ns);
 void loopfs_put_user_ns(struct user_namespace *ns);
 
 /* loopfs_blk.c, called from Rust. */
@@ -40,7 +44,7 @@ int loopfs_blk_init(void);
 void loopfs_blk_exit(void);
 struct gendisk *loopfs_disk_create(void *dev);
 void loopfs_disk_destroy(struct gendisk *disk);
-bool loopfs_is_loopfs_devt(dev_t devt);
+bool loopfs_file_is_loopfs_bdev(struct file *file);
 dev_t loopfs_disk_devt(struct gendisk *disk);
 struct request_queue *loopfs_disk_queue(struct gendisk *disk);
 int loopfs_disk_openers(struct gendisk *disk);
@@ -65,6 +69,10 @@ s64 loopfs_file_size(struct file *file);
 unsigned int loopfs_file_bdev_block_size(struct file *file);
 gfp_t loopfs_file_set_nofs(struct file *file);
 void loopfs_file_restore_gfp(struct file *file, gfp_t gfp);
+unsigned long loopfs_file_magic(struct file *file);
+const struct cred *loopfs_get_current_cred(void);
+void loopfs_put_cred(const struct cred *cred);
+u64 loopfs_current_fsize_limit(void);
 void loopfs_module_get(void);
 void loopfs_module_put(void);
 
@@ -81,6 +89,7 @@ long rust_loopfs_ctl_ioctl(void *instance, unsigned int cmd, unsigned long arg);
 
 /* Rust: devices (the disk's private reference). */
 int rust_loopfs_dev_open(void *dev);
+bool rust_loopfs_dev_visible(void *dev);
 void rust_loopfs_dev_last_close(void *dev);
 int rust_loopfs_dev_ioctl(void *dev, struct block_device *bdev,
 			  blk_mode_t mode, unsigned int cmd, unsigned long arg);

@@ -11,12 +11,17 @@
  * to the Rust device, dropped when the gendisk is freed.
  */
 
+#include <linux/blk-cgroup.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
 #include <linux/module.h>
+#include <linux/memcontrol.h>
 #include <linux/pagemap.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 #include <uapi/linux/loop.h>
@@ -35,9 +40,15 @@ struct loopfs_disk {
 	int minor;
 };
 
-/* Per-request data: requests run from a workqueue, never in queue_rq. */
+/*
+ * Per-request data: requests run from a workqueue, never in queue_rq, with
+ * the submitter's io and memory cgroups (as loop.c's loop_handle_cmd()), so
+ * that the backing file's I/O and page cache are charged to the submitter.
+ */
 struct loopfs_cmd {
 	struct work_struct work;
+	struct cgroup_subsys_state *blkcg_css;
+	struct cgroup_subsys_state *memcg_css;	/* a reference */
 };
 
 static void loopfs_cmd_work(struct work_struct *work)
@@ -45,10 +56,37 @@ static void loopfs_cmd_work(struct work_struct *work)
 	struct loopfs_cmd *cmd = container_of(work, struct loopfs_cmd, work);
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct loopfs_disk *ld = rq->q->queuedata;
+	struct mem_cgroup *old_memcg = NULL;
 	int ret;
 
+	if (cmd->blkcg_css)
+		kthread_associate_blkcg(cmd->blkcg_css);
+	if (cmd->memcg_css)
+		old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
 	ret = rust_loopfs_dev_do_request(ld->dev, rq);
+	if (cmd->blkcg_css)
+		kthread_associate_blkcg(NULL);
+	if (cmd->memcg_css) {
+		set_active_memcg(old_memcg);
+		css_put(cmd->memcg_css);
+	}
 	blk_mq_end_request(rq, errno_to_blk_status(ret));
+}
+
+/* The first bio's cgroups, as loop.c's loop_queue_rq(). */
+static void loopfs_cmd_set_cgroups(struct loopfs_cmd *cmd, struct request *rq)
+{
+	cmd->blkcg_css = NULL;
+	cmd->memcg_css = NULL;
+#ifdef CONFIG_BLK_CGROUP
+	if (rq->bio)
+		cmd->blkcg_css = bio_blkcg_css(rq->bio);
+#ifdef CONFIG_MEMCG
+	if (cmd->blkcg_css)
+		cmd->memcg_css = cgroup_get_e_css(cmd->blkcg_css->cgroup,
+						  &memory_cgrp_subsys);
+#endif
+#endif
 }
 
 static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
@@ -58,6 +96,7 @@ static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 	struct loopfs_disk *ld = hctx->queue->queuedata;
 
 	blk_mq_start_request(bd->rq);
+	loopfs_cmd_set_cgroups(cmd, bd->rq);
 	queue_work(ld->wq, &cmd->work);
 	return BLK_STS_OK;
 }
@@ -142,6 +181,9 @@ static ssize_t backing_file_show(struct device *d,
 	ssize_t ret;
 	char *p;
 
+	/* The path is the instance's business (see rust_loopfs_dev_open()). */
+	if (!rust_loopfs_dev_visible(ld->dev))
+		return -EACCES;
 	rust_loopfs_dev_info(ld->dev, &info);
 	if (!info.file)
 		return -ENXIO;
@@ -254,13 +296,25 @@ struct gendisk *loopfs_disk_create(void *dev)
 	disk->private_data = ld;
 	disk->events = DISK_EVENT_MEDIA_CHANGE;
 	disk->event_flags = DISK_EVENT_FLAG_UEVENT;
-	/* Globally unique, and "loop*" so that util-linux knows it. */
-	snprintf(disk->disk_name, DISK_NAME_LEN, "loopfs%d", ld->minor);
+	/*
+	 * Globally unique, and not "loop*": host tools that enumerate
+	 * /sys/block/loop* (losetup -a, -D) must not take the devices of
+	 * containers for the host's own.
+	 */
+	snprintf(disk->disk_name, DISK_NAME_LEN, "nsloop%d", ld->minor);
 
 	ld->dev = dev;
 	err = add_disk(disk);
 	if (err)
 		goto out_wq;
+	/*
+	 * The instance makes the nodes, nothing on the host needs the events:
+	 * after the add of the empty disk, no uevent reaches the host's udev,
+	 * which would otherwise probe data the container controls (blkid,
+	 * RAID/LVM auto-assembly, by-uuid links). Partitions inherit this for
+	 * their add; removals, which carry no data, are still announced.
+	 */
+	dev_set_uevent_suppress(disk_to_dev(disk), 1);
 	return disk;
 
 out_wq:
@@ -280,14 +334,20 @@ void loopfs_disk_destroy(struct gendisk *disk)
 {
 	struct loopfs_disk *ld = disk->private_data;
 
+	/* The host saw the add: let it see the remove. */
+	dev_set_uevent_suppress(disk_to_dev(disk), 0);
 	del_gendisk(disk);
 	blk_mq_free_tag_set(&ld->tag_set);
 	put_disk(disk);
 }
 
-bool loopfs_is_loopfs_devt(dev_t devt)
+/* Whether file is a loopfs disk or one of its partitions, of any instance. */
+bool loopfs_file_is_loopfs_bdev(struct file *file)
 {
-	return MAJOR(devt) == loopfs_major;
+	struct inode *inode = file->f_mapping->host;
+
+	return S_ISBLK(inode->i_mode) &&
+		I_BDEV(inode)->bd_disk->fops == &loopfs_bdev_ops;
 }
 
 dev_t loopfs_disk_devt(struct gendisk *disk)
@@ -500,6 +560,27 @@ gfp_t loopfs_file_set_nofs(struct file *file)
 void loopfs_file_restore_gfp(struct file *file, gfp_t gfp)
 {
 	mapping_set_gfp_mask(file->f_mapping, gfp);
+}
+
+unsigned long loopfs_file_magic(struct file *file)
+{
+	return file->f_mapping->host->i_sb->s_magic;
+}
+
+/* The current task's credentials and file size limit, for backing I/O. */
+const struct cred *loopfs_get_current_cred(void)
+{
+	return get_current_cred();
+}
+
+void loopfs_put_cred(const struct cred *cred)
+{
+	put_cred(cred);
+}
+
+u64 loopfs_current_fsize_limit(void)
+{
+	return rlimit(RLIMIT_FSIZE);
 }
 
 /* Every device pins the module until its gendisk is freed. */

@@ -26,9 +26,29 @@ static unsigned int max_devices = 256;
 module_param(max_devices, uint, 0644);
 MODULE_PARM_DESC(max_devices, "Most loop devices of all loopfs instances together");
 
+static unsigned int max_devices_per_userns = 64;
+module_param(max_devices_per_userns, uint, 0644);
+MODULE_PARM_DESC(max_devices_per_userns,
+		 "Most loop devices of the instances of one user namespace and its descendants");
+
+static unsigned int reserved_devices = 8;
+module_param(reserved_devices, uint, 0644);
+MODULE_PARM_DESC(reserved_devices,
+		 "Loop devices of max_devices only instances of the initial user namespace may use");
+
 u32 loopfs_max_devices(void)
 {
 	return READ_ONCE(max_devices);
+}
+
+u32 loopfs_max_devices_per_userns(void)
+{
+	return READ_ONCE(max_devices_per_userns);
+}
+
+u32 loopfs_reserved_devices(void)
+{
+	return READ_ONCE(reserved_devices);
 }
 
 /* The device number loop-control nodes carry; no cdev is behind it. */
@@ -47,6 +67,11 @@ static const struct file_operations loopfs_ctl_fops = {
 	.compat_ioctl	= loopfs_ctl_ioctl,
 	.llseek		= noop_llseek,
 };
+
+struct user_namespace *loopfs_get_user_ns(struct user_namespace *ns)
+{
+	return get_user_ns(ns);
+}
 
 void loopfs_put_user_ns(struct user_namespace *ns)
 {

@@ -30,7 +30,7 @@ mod sys;
 #[path = "loopfs/uapi.rs"]
 mod uapi;
 
-use device::{Device, DeviceSlot};
+use device::{Device, Registry};
 use sys::{Bdev, Request, SuperBlock, UserNs};
 
 module! {
@@ -44,12 +44,18 @@ module! {
 /// Largest accepted `max=` value.
 const MAX_PER_INSTANCE: u32 = 1 << 20;
 
-struct LoopfsModule;
+struct LoopfsModule {
+    /// Dropped after `drop()` unregistered everything.
+    _registry: Registry,
+}
 
 impl kernel::Module for LoopfsModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let registry = Registry::new()?;
         sys::register()?;
-        Ok(LoopfsModule)
+        Ok(LoopfsModule {
+            _registry: registry,
+        })
     }
 }
 
@@ -121,7 +127,7 @@ impl Instance {
         }
         let name = node_name(number, 0)?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        let dev = Device::new(number, self.clone(), DeviceSlot::reserve()?)?;
+        let dev = Device::new(number, self.clone())?;
         let devt = dev.add_disk()?;
         let sb = inner.sb.as_ref().ok_or(ENODEV);
         if let Err(err) = sb.and_then(|sb| sb.add_node(&name, devt)) {
@@ -325,6 +331,17 @@ unsafe extern "C" fn rust_loopfs_ctl_ioctl(ptr: *mut c_void, cmd: c_uint, arg: c
 unsafe extern "C" fn rust_loopfs_dev_open(dev: *mut c_void) -> c_int {
     // SAFETY: Guaranteed by the function's safety requirements.
     to_c(unsafe { device(dev) }.open().map(|()| 0))
+}
+
+/// Whether the current task may see the device's backing file.
+///
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]).
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_visible(dev: *mut c_void) -> bool {
+    // SAFETY: Guaranteed by the function's safety requirements.
+    unsafe { device(dev) }.visible()
 }
 
 /// # Safety

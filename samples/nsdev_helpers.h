@@ -41,6 +41,22 @@ static inline int nsdev_write_file(const char *path, const char *fmt, ...)
 	return ret == len ? 0 : -1;
 }
 
+/* The major number /proc/devices gives driver, or -1. */
+static inline int nsdev_proc_major(const char *driver)
+{
+	char line[128], name[64];
+	int major = -1, m;
+	FILE *f = fopen("/proc/devices", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%d %63s", &m, name) == 2 && !strcmp(name, driver))
+			major = m;
+	fclose(f);
+	return major;
+}
+
 /* Moves the caller into the cgroup at path. */
 static inline int nsdev_join_cgroup(const char *cgroup)
 {

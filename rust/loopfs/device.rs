@@ -3,18 +3,19 @@
 //! One loop device of an instance: its state machine, the loop ioctls with
 //! loop.c's semantics and errnos, and file-backed I/O.
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use kernel::{
     bindings,
     error::code::*,
     new_mutex, new_spinlock, new_work,
     prelude::*,
+    rbtree::{RBTree, RBTreeNode},
     sync::{Arc, Mutex, SpinLock},
     uaccess::UserSlice,
     workqueue::{self, impl_has_work, Work, WorkItem},
 };
 
-use crate::sys::{self, Bdev, Disk, FileRef, Request};
+use crate::sys::{self, Bdev, Cred, Disk, FileRef, Request, UserNs};
 use crate::uapi::*;
 use crate::Instance;
 
@@ -29,29 +30,109 @@ const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
 /// Partitions that get a node in the instance: `loopNp1` to `loopNp64`.
 const MAX_PART_NODES: usize = 64;
 
-/// Devices of all instances together, against the `max_devices` parameter.
-static DEVICES: AtomicU32 = AtomicU32::new(0);
+/// How many devices exist, in all and per user namespace.
+pub(crate) struct Counts {
+    total: u32,
+    /// Devices of the instances of a namespace and its descendants, keyed by
+    /// the namespace's address; only namespaces with devices are here.
+    per_ns: RBTree<usize, u32>,
+}
 
-/// One device counted against `max_devices`, with the module pinned.
-pub(crate) struct DeviceSlot(());
+/// The module's device counts, set while the module is loaded.
+static COUNTS: AtomicPtr<Mutex<Counts>> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Owns the device counts; the module holds it from init to exit.
+pub(crate) struct Registry {
+    _counts: Arc<Mutex<Counts>>,
+}
+
+impl Registry {
+    pub(crate) fn new() -> Result<Self> {
+        let counts = Arc::pin_init(
+            new_mutex!(Counts {
+                total: 0,
+                per_ns: RBTree::new(),
+            }),
+            GFP_KERNEL,
+        )?;
+        COUNTS.store(
+            core::ptr::from_ref::<Mutex<Counts>>(&counts).cast_mut(),
+            Ordering::Release,
+        );
+        Ok(Registry { _counts: counts })
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        COUNTS.store(core::ptr::null_mut(), Ordering::Release);
+    }
+}
+
+fn counts() -> Result<&'static Mutex<Counts>> {
+    let counts = COUNTS.load(Ordering::Acquire);
+    // SAFETY: The pointer is set at module init, before the filesystem is
+    // registered, and cleared at module exit, after it is unregistered and
+    // the last device slot is gone (each pins the module). Devices are only
+    // made and dropped in between, while the `Registry` owns the counts.
+    unsafe { counts.as_ref() }.ok_or(ENODEV)
+}
+
+/// One device counted against `max_devices`, `max_devices_per_userns` and
+/// the reserve of the initial namespace, with the module pinned.
+pub(crate) struct DeviceSlot {
+    /// The instance's namespace: the counts of it and its ancestors.
+    ns: UserNs,
+}
 
 impl DeviceSlot {
-    /// Reserves a device; `ENOSPC` at the module-wide limit.
-    pub(crate) fn reserve() -> Result<Self> {
-        let max = sys::max_devices();
-        DEVICES
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .map_err(|_| ENOSPC)?;
+    /// Reserves a device for an instance of `ns`: `ENOSPC` at a limit.
+    pub(crate) fn reserve(ns: &UserNs) -> Result<Self> {
+        let mut counts = counts()?.lock();
+        let mut max = sys::max_devices();
+        if ns.lineage().next().is_some() {
+            // Containers cannot take the devices the host keeps for itself.
+            max = max.saturating_sub(sys::reserved_devices());
+        }
+        if counts.total >= max {
+            return Err(ENOSPC);
+        }
+        let per_ns = sys::max_devices_per_userns();
+        for key in ns.lineage() {
+            match counts.per_ns.get(&key) {
+                Some(&n) if n >= per_ns => return Err(ENOSPC),
+                Some(_) => {}
+                None if per_ns == 0 => return Err(ENOSPC),
+                None => {
+                    counts.per_ns.insert(RBTreeNode::new(key, 0, GFP_KERNEL)?);
+                }
+            }
+        }
+        for key in ns.lineage() {
+            if let Some(n) = counts.per_ns.get_mut(&key) {
+                *n += 1;
+            }
+        }
+        counts.total += 1;
         sys::module_get();
-        Ok(DeviceSlot(()))
+        Ok(DeviceSlot { ns: ns.clone_ref() })
     }
 }
 
 impl Drop for DeviceSlot {
     fn drop(&mut self) {
-        DEVICES.fetch_sub(1, Ordering::AcqRel);
+        if let Ok(counts) = counts() {
+            let mut counts = counts.lock();
+            counts.total -= 1;
+            for key in self.ns.lineage() {
+                match counts.per_ns.get_mut(&key) {
+                    Some(n) if *n > 1 => *n -= 1,
+                    _ => {
+                        counts.per_ns.remove(&key);
+                    }
+                }
+            }
+        }
         sys::module_put();
     }
 }
@@ -91,13 +172,41 @@ impl Ctl {
     }
 }
 
+/// A backing file and what its I/O runs with: the credentials and file size
+/// limit of the task that bound it, so that the device gives its users
+/// nothing they could not do with the file themselves.
+struct Backing {
+    file: FileRef,
+    cred: Cred,
+    fsize_limit: u64,
+}
+
+impl Backing {
+    fn new(file: FileRef) -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Backing {
+                file,
+                cred: Cred::current()?,
+                fsize_limit: sys::current_fsize_limit(),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+}
+
 /// What the I/O path reads; under a spinlock so that requests never wait
 /// for an ioctl. Changes that must not race with requests freeze the queue.
 struct Io {
-    file: Option<FileRef>,
+    backing: Option<Arc<Backing>>,
     offset: u64,
     read_only: bool,
     direct: bool,
+}
+
+impl Io {
+    fn file(&self) -> Option<&FileRef> {
+        self.backing.as_ref().map(|b| &b.file)
+    }
 }
 
 /// What the sysfs `loop/` attributes show.
@@ -153,12 +262,45 @@ fn size_sectors(offset: u64, sizelimit: u64, file: &FileRef) -> u64 {
     bytes >> SECTOR_SHIFT
 }
 
-/// `loop_check_backing_file()`.
+/// Filesystems whose files are kernel interfaces, not data: a write there is
+/// a control operation (`include/uapi/linux/magic.h`).
+const PSEUDO_FS_MAGICS: [u64; 14] = [
+    0x62656572, // SYSFS_MAGIC
+    0x9fa0,     // PROC_SUPER_MAGIC
+    0x64626720, // DEBUGFS_MAGIC
+    0x73636673, // SECURITYFS_MAGIC
+    0x62656570, // CONFIGFS_MAGIC
+    0x27e0eb,   // CGROUP_SUPER_MAGIC
+    0x63677270, // CGROUP2_SUPER_MAGIC
+    0xcafe4a11, // BPF_FS_MAGIC
+    0x74726163, // TRACEFS_MAGIC
+    0xde5e81e4, // EFIVARFS_MAGIC
+    0x6165676c, // PSTOREFS_MAGIC
+    0xf97cff8c, // SELINUX_MAGIC
+    0x43415d53, // SMACK_MAGIC
+    0x42494e4d, // BINFMTFS_MAGIC
+];
+
+/// `loop_check_backing_file()`, and what a device of an unprivileged
+/// container must not be given: a file not open for reading (its data would
+/// be readable through the device), or a kernel interface file.
 fn check_backing_file(file: &FileRef) -> Result {
+    if !file.opened_for_read() {
+        return Err(EBADF);
+    }
     if !file.can_read_iter() || (file.opened_for_write() && !file.can_write_iter()) {
         return Err(EINVAL);
     }
+    if PSEUDO_FS_MAGICS.contains(&file.fs_magic()) {
+        return Err(EINVAL);
+    }
     Ok(())
+}
+
+/// Block sizes the block layer takes (`blk_validate_block_size()`), checked
+/// before the queue is touched so that bad input is not logged.
+fn valid_block_size(size: u32) -> bool {
+    (512..=kernel::page::PAGE_SIZE as u32).contains(&size) && size.is_power_of_two()
 }
 
 /// Whether direct I/O can work (`lo_bdev_can_use_dio()`).
@@ -182,7 +324,8 @@ fn discard_config(file: &FileRef) -> (u32, u32) {
 }
 
 impl Device {
-    pub(crate) fn new(number: u32, instance: Arc<Instance>, slot: DeviceSlot) -> Result<Arc<Self>> {
+    pub(crate) fn new(number: u32, instance: Arc<Instance>) -> Result<Arc<Self>> {
+        let slot = DeviceSlot::reserve(&instance.user_ns)?;
         Arc::pin_init(
             pin_init!(Device {
                 number,
@@ -199,7 +342,7 @@ impl Device {
                     sysfs: false,
                 }),
                 io <- new_spinlock!(Io {
-                    file: None,
+                    backing: None,
                     offset: 0,
                     read_only: false,
                     direct: false,
@@ -315,7 +458,18 @@ impl Device {
         self.ctl.lock().state == State::Unbound
     }
 
+    /// Whether the current task may use the device: its user namespace is
+    /// the instance's or below it, or it is privileged over the instance's
+    /// (host root). Others see neither the device nor its backing file.
+    pub(crate) fn visible(&self) -> bool {
+        let ns = &self.instance.user_ns;
+        ns.current_in() || ns.capable_sys_admin()
+    }
+
     pub(crate) fn open(&self) -> Result {
+        if !self.visible() {
+            return Err(ENXIO);
+        }
         match self.ctl.lock().state {
             State::Deleting | State::Rundown => Err(ENXIO),
             _ => Ok(()),
@@ -342,7 +496,8 @@ impl Device {
 
     /// Detaches the backing file (`__loop_clr_fd()`).
     fn clear(&self, open_mutex_held: bool) {
-        let file = self.io.lock().file.take();
+        let backing = self.io.lock().backing.take();
+        let file = backing.as_ref().map(|b| &b.file);
         let (flags, gfp, sysfs) = {
             let mut ctl = self.ctl.lock();
             (ctl.flags, ctl.saved_gfp, core::mem::take(&mut ctl.sysfs))
@@ -364,7 +519,7 @@ impl Device {
         if flags & LO_FLAGS_PARTSCAN != 0 {
             self.sync_partition_nodes();
         }
-        if let Some(file) = &file {
+        if let Some(file) = file {
             file.restore_gfp(gfp);
         }
         {
@@ -373,12 +528,12 @@ impl Device {
             ctl.state = State::Unbound;
         }
         // Dropped here, with no lock held: the last fput() may take locks.
-        drop(file);
+        drop(backing);
     }
 
     /// Another reference to the backing file, if one is attached.
     fn backing_file(&self) -> Option<FileRef> {
-        self.io.lock().file.as_ref().map(FileRef::clone_ref)
+        self.io.lock().file().map(FileRef::clone_ref)
     }
 
     pub(crate) fn info(&self) -> Info {
@@ -456,7 +611,8 @@ impl Device {
             if file.rdev() == disk.devt() {
                 return Err(EBADF);
             }
-            if sys::is_loopfs_devt(file.rdev()) {
+            // Partitions included: no stacking, hence no cycle.
+            if file.is_loopfs_bdev() {
                 return Err(EINVAL);
             }
         } else if !file.is_regular() {
@@ -496,6 +652,9 @@ impl Device {
             if config.info.lo_flags & !CONFIGURE_SETTABLE_FLAGS != 0 {
                 return Err(EINVAL);
             }
+            if config.block_size != 0 && !valid_block_size(config.block_size) {
+                return Err(EINVAL);
+            }
             let result = Self::params_from_info(&mut ctl, &config.info)
                 .and_then(|()| self.attach(&mut ctl, &disk, file, mode, config.block_size));
             if let Err(err) = result {
@@ -526,6 +685,8 @@ impl Device {
         mode: u32,
         block_size: u32,
     ) -> Result {
+        let backing = Backing::new(file)?;
+        let file = &backing.file;
         if !file.opened_for_write() || mode & BLK_OPEN_WRITE == 0 || !file.can_write_iter() {
             ctl.flags |= LO_FLAGS_READ_ONLY;
         }
@@ -536,7 +697,7 @@ impl Device {
             0 => 512,
             bs => bs,
         };
-        let (max_discard, granularity) = discard_config(&file);
+        let (max_discard, granularity) = discard_config(file);
         disk.set_limits(
             block_size,
             max_discard,
@@ -546,14 +707,14 @@ impl Device {
 
         disk.force_media_change();
         disk.set_read_only(read_only);
-        let direct = want_direct && can_direct_io(&file, ctl.offset, block_size);
+        let direct = want_direct && can_direct_io(file, ctl.offset, block_size);
         if !direct {
             ctl.flags &= !LO_FLAGS_DIRECT_IO;
         }
+        let sectors = size_sectors(ctl.offset, ctl.sizelimit, file);
         ctl.saved_gfp = file.set_nofs();
-        let sectors = size_sectors(ctl.offset, ctl.sizelimit, &file);
         *self.io.lock() = Io {
-            file: Some(file),
+            backing: Some(backing),
             offset: ctl.offset,
             read_only,
             direct,
@@ -631,8 +792,7 @@ impl Device {
             let mut io = self.io.lock();
             io.offset = ctl.offset;
             let sectors = io
-                .file
-                .as_ref()
+                .file()
                 .map(|f| size_sectors(ctl.offset, ctl.sizelimit, f));
             drop(io);
             if let Some(sectors) = sectors.filter(|_| size_changed) {
@@ -667,25 +827,26 @@ impl Device {
             self.validate_file(&file, &disk)?;
             {
                 let io = self.io.lock();
-                let old = io.file.as_ref().ok_or(ENXIO)?;
+                let old = io.file().ok_or(ENXIO)?;
                 if size_sectors(ctl.offset, ctl.sizelimit, &file)
                     != size_sectors(ctl.offset, ctl.sizelimit, old)
                 {
                     return Err(EINVAL);
                 }
             }
+            let backing = Backing::new(file)?;
             disk.force_media_change();
             let frozen = disk.freeze();
-            let gfp = file.set_nofs();
+            let gfp = backing.file.set_nofs();
             let direct = ctl.flags & LO_FLAGS_DIRECT_IO != 0
-                && can_direct_io(&file, ctl.offset, disk.block_size());
+                && can_direct_io(&backing.file, ctl.offset, disk.block_size());
             let old = {
                 let mut io = self.io.lock();
                 io.direct = direct;
-                io.file.replace(file)
+                io.backing.replace(backing)
             };
             if let Some(old) = &old {
-                old.restore_gfp(ctl.saved_gfp);
+                old.file.restore_gfp(ctl.saved_gfp);
             }
             ctl.saved_gfp = gfp;
             if !direct {
@@ -709,7 +870,7 @@ impl Device {
             return Err(ENXIO);
         }
         let io = self.io.lock();
-        let sectors = size_sectors(ctl.offset, ctl.sizelimit, io.file.as_ref().ok_or(ENXIO)?);
+        let sectors = size_sectors(ctl.offset, ctl.sizelimit, io.file().ok_or(ENXIO)?);
         drop(io);
         self.disk()?.set_capacity(sectors);
         Ok(())
@@ -756,13 +917,16 @@ impl Device {
             return Err(ENXIO);
         }
         let block_size = u32::try_from(arg).map_err(|_| EINVAL)?;
+        if !valid_block_size(block_size) {
+            return Err(EINVAL);
+        }
         if disk.block_size() == block_size {
             return Ok(());
         }
         bdev.sync_and_invalidate();
         let (max_discard, granularity, write_cache) = {
             let io = self.io.lock();
-            let file = io.file.as_ref().ok_or(ENXIO)?;
+            let file = io.file().ok_or(ENXIO)?;
             let (d, g) = discard_config(file);
             (d, g, file.can_fsync() && !io.read_only)
         };
@@ -778,10 +942,10 @@ impl Device {
     /// Serves one request from the workqueue (`do_req_filebacked()`).
     /// Returns 0 or a negative errno for the block layer.
     pub(crate) fn do_request(&self, rq: &Request) -> i32 {
-        let (file, offset, read_only, direct) = {
+        let (backing, offset, read_only, direct) = {
             let io = self.io.lock();
-            match &io.file {
-                Some(file) => (file.clone_ref(), io.offset, io.read_only, io.direct),
+            match &io.backing {
+                Some(backing) => (backing.clone(), io.offset, io.read_only, io.direct),
                 None => return EIO.to_errno(),
             }
         };
@@ -790,11 +954,15 @@ impl Device {
         if write && read_only {
             return EIO.to_errno();
         }
+        // Permission and capability checks in the backing filesystem see
+        // the binder, not this kernel worker.
+        let _creds = backing.cred.override_current();
+        let file = &backing.file;
         // Flush requests carry no position (their sector is all ones).
         let pos = || info.pos.checked_add(offset).ok_or(EIO);
         let result = match info.op {
             bindings::req_op_REQ_OP_READ => {
-                match pos().and_then(|p| rq.transfer(&file, p, false, direct)) {
+                match pos().and_then(|p| rq.transfer(file, p, false, direct)) {
                     Ok(n) if n == info.bytes => Ok(()),
                     Ok(n) => {
                         // Past the end of the backing file.
@@ -805,7 +973,17 @@ impl Device {
                 }
             }
             bindings::req_op_REQ_OP_WRITE => {
-                match pos().and_then(|p| rq.transfer(&file, p, true, direct)) {
+                // The binder's RLIMIT_FSIZE (no SIGXFSZ: this is not its task).
+                let within_limit = |p: u64| {
+                    match p.checked_add(u64::from(info.bytes)) {
+                        Some(end) if end <= backing.fsize_limit => Ok(p),
+                        _ => Err(EIO),
+                    }
+                };
+                match pos()
+                    .and_then(within_limit)
+                    .and_then(|p| rq.transfer(file, p, true, direct))
+                {
                     Ok(n) if n == info.bytes => Ok(()),
                     Ok(_) => Err(EIO),
                     Err(err) => Err(err),

@@ -25,19 +25,23 @@ pub(crate) mod ffi {
         pub(crate) fn loopfs_register_filesystem() -> c_int;
         pub(crate) fn loopfs_unregister_filesystem();
         pub(crate) fn loopfs_max_devices() -> u32;
+        pub(crate) fn loopfs_max_devices_per_userns() -> u32;
+        pub(crate) fn loopfs_reserved_devices() -> u32;
         pub(crate) fn loopfs_fs_add_node(
             sb: *mut bindings::super_block,
             name: *const c_char,
             devt: bindings::dev_t,
         ) -> c_int;
         pub(crate) fn loopfs_fs_remove_node(sb: *mut bindings::super_block, name: *const c_char);
+        pub(crate) fn loopfs_get_user_ns(
+            ns: *mut bindings::user_namespace,
+        ) -> *mut bindings::user_namespace;
         pub(crate) fn loopfs_put_user_ns(ns: *mut bindings::user_namespace);
 
         pub(crate) fn loopfs_blk_init() -> c_int;
         pub(crate) fn loopfs_blk_exit();
         pub(crate) fn loopfs_disk_create(dev: *mut c_void) -> *mut bindings::gendisk;
         pub(crate) fn loopfs_disk_destroy(disk: *mut bindings::gendisk);
-        pub(crate) fn loopfs_is_loopfs_devt(devt: bindings::dev_t) -> bool;
         pub(crate) fn loopfs_disk_devt(disk: *mut bindings::gendisk) -> bindings::dev_t;
         pub(crate) fn loopfs_disk_queue(
             disk: *mut bindings::gendisk,
@@ -81,12 +85,19 @@ pub(crate) mod ffi {
         pub(crate) fn loopfs_file_bdev_block_size(file: *mut bindings::file) -> c_uint;
         pub(crate) fn loopfs_file_set_nofs(file: *mut bindings::file) -> bindings::gfp_t;
         pub(crate) fn loopfs_file_restore_gfp(file: *mut bindings::file, gfp: bindings::gfp_t);
+        pub(crate) fn loopfs_file_is_loopfs_bdev(file: *mut bindings::file) -> bool;
+        pub(crate) fn loopfs_file_magic(file: *mut bindings::file) -> core::ffi::c_ulong;
+        pub(crate) fn loopfs_get_current_cred() -> *const bindings::cred;
+        pub(crate) fn loopfs_put_cred(cred: *const bindings::cred);
+        pub(crate) fn loopfs_current_fsize_limit() -> u64;
         pub(crate) fn loopfs_module_get();
         pub(crate) fn loopfs_module_put();
     }
 }
 
-/// `FMODE_WRITE` and `FMODE_CAN_ODIRECT`: casts bindgen cannot evaluate.
+/// `FMODE_READ`, `FMODE_WRITE` and `FMODE_CAN_ODIRECT`: casts bindgen cannot
+/// evaluate.
+const FMODE_READ: u32 = 1 << 0;
 const FMODE_WRITE: u32 = 1 << 1;
 const FMODE_CAN_ODIRECT: u32 = 1 << 22;
 
@@ -194,6 +205,22 @@ impl FileRef {
         unsafe { (*self.inode()).i_rdev }
     }
 
+    pub(crate) fn opened_for_read(&self) -> bool {
+        self.f_mode() & FMODE_READ != 0
+    }
+
+    /// Whether this is a loopfs disk or partition, of any instance.
+    pub(crate) fn is_loopfs_bdev(&self) -> bool {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_is_loopfs_bdev(self.as_ptr()) }
+    }
+
+    /// The magic number of the filesystem the file is on.
+    pub(crate) fn fs_magic(&self) -> u64 {
+        // SAFETY: The file is alive.
+        u64::from(unsafe { ffi::loopfs_file_magic(self.as_ptr()) })
+    }
+
     pub(crate) fn opened_for_write(&self) -> bool {
         self.f_mode() & FMODE_WRITE != 0
     }
@@ -291,6 +318,63 @@ impl Drop for FileRef {
     }
 }
 
+/// A counted reference to a task's credentials, put on drop.
+pub(crate) struct Cred(NonNull<bindings::cred>);
+
+// SAFETY: Credentials are immutable once committed; their reference count
+// and `put_cred()` are thread-safe.
+unsafe impl Send for Cred {}
+// SAFETY: As above.
+unsafe impl Sync for Cred {}
+
+/// The current task runs with other credentials until this is dropped, on
+/// the same task (hence not `Send`).
+pub(crate) struct CredOverride<'a> {
+    old: *const bindings::cred,
+    _cred: core::marker::PhantomData<&'a Cred>,
+}
+
+impl Cred {
+    /// The current task's credentials.
+    pub(crate) fn current() -> Result<Self> {
+        // SAFETY: Always callable in process context; returns a new reference.
+        let cred = unsafe { ffi::loopfs_get_current_cred() };
+        NonNull::new(cred.cast_mut()).map(Cred).ok_or(EINVAL)
+    }
+
+    /// Makes these the current task's credentials until the guard drops.
+    pub(crate) fn override_current(&self) -> CredOverride<'_> {
+        // SAFETY: `self` holds a reference to committed credentials;
+        // `override_creds()` takes its own, which `revert_creds()` puts.
+        let old = unsafe { bindings::override_creds(self.0.as_ptr()) };
+        CredOverride {
+            old,
+            _cred: core::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for Cred {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns one reference.
+        unsafe { ffi::loopfs_put_cred(self.0.as_ptr()) };
+    }
+}
+
+impl Drop for CredOverride<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `old` is what `override_creds()` returned on this task,
+        // which is not `Send`; overrides are dropped in reverse order.
+        unsafe { bindings::revert_creds(self.old) };
+    }
+}
+
+/// The current task's `RLIMIT_FSIZE`.
+pub(crate) fn current_fsize_limit() -> u64 {
+    // SAFETY: Reads the current task's limit.
+    unsafe { ffi::loopfs_current_fsize_limit() }
+}
+
 /// A loopfs gendisk, made by `loopfs_disk_create()`.
 ///
 /// A handle, not an owner: the device that created the disk keeps it alive
@@ -306,12 +390,6 @@ unsafe impl Sync for Disk {}
 
 /// A frozen request queue, unfrozen on drop.
 pub(crate) struct Frozen<'a>(&'a Disk);
-
-/// Whether `devt` is a loopfs block device (of any instance).
-pub(crate) fn is_loopfs_devt(devt: bindings::dev_t) -> bool {
-    // SAFETY: Reads the major registered at module init.
-    unsafe { ffi::loopfs_is_loopfs_devt(devt) }
-}
 
 impl Drop for Frozen<'_> {
     fn drop(&mut self) {
@@ -605,6 +683,36 @@ impl UserNs {
         NonNull::new(ns).map(UserNs)
     }
 
+    /// Another reference to the same namespace.
+    pub(crate) fn clone_ref(&self) -> Self {
+        // SAFETY: `self` holds a reference, so the namespace is alive.
+        unsafe { ffi::loopfs_get_user_ns(self.0.as_ptr()) };
+        UserNs(self.0)
+    }
+
+    /// Whether the current task's user namespace is this one or below it.
+    pub(crate) fn current_in(&self) -> bool {
+        // SAFETY: The namespace is alive while we hold a reference.
+        unsafe { bindings::current_in_userns(self.0.as_ptr()) }
+    }
+
+    /// This namespace and its ancestors, the initial one left out, as
+    /// addresses that identify them while this reference is held.
+    pub(crate) fn lineage(&self) -> impl Iterator<Item = usize> + '_ {
+        let init = core::ptr::addr_of_mut!(bindings::init_user_ns);
+        let mut ns = self.0.as_ptr();
+        core::iter::from_fn(move || {
+            if ns.is_null() || ns == init {
+                return None;
+            }
+            let key = ns as usize;
+            // SAFETY: `self` holds a reference on the first namespace, and
+            // each namespace holds one on its parent, which never changes.
+            ns = unsafe { (*ns).parent };
+            Some(key)
+        })
+    }
+
     /// Whether the current task has `CAP_SYS_ADMIN` in this namespace.
     pub(crate) fn capable_sys_admin(&self) -> bool {
         // SAFETY: The namespace is alive while we hold a reference.
@@ -651,6 +759,20 @@ impl SuperBlock {
 pub(crate) fn max_devices() -> u32 {
     // SAFETY: Reads a module parameter.
     unsafe { ffi::loopfs_max_devices() }
+}
+
+/// The most devices the instances of one user namespace and its descendants
+/// may hold together (module parameter).
+pub(crate) fn max_devices_per_userns() -> u32 {
+    // SAFETY: Reads a module parameter.
+    unsafe { ffi::loopfs_max_devices_per_userns() }
+}
+
+/// How many of `max_devices()` only the initial namespace may use (module
+/// parameter).
+pub(crate) fn reserved_devices() -> u32 {
+    // SAFETY: Reads a module parameter.
+    unsafe { ffi::loopfs_reserved_devices() }
 }
 
 /// Pins the module (for a device's life).

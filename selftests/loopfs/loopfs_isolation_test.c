@@ -1,0 +1,978 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * loopfs isolation: what a hostile container (root of a user namespace owned
+ * by an unprivileged host user) tries against other containers and the host,
+ * and the safe result. Each test performs the attack.
+ *
+ * A "tenant" is a child that becomes such a container, mounts its own loopfs
+ * instance, binds loop0 to an image holding a partition table and a secret,
+ * reports the device numbers of loop0 and loop0p1 and waits to be told to go.
+ */
+
+#define _GNU_SOURCE
+#include <linux/loop.h>
+#include <limits.h>
+#include <linux/netlink.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+
+#include "../nsdev_util.h"
+#include "kselftest_harness.h"
+
+#define IMG_SIZE (8 << 20)
+#define SECRET "TENANT-SECRET-0123456789"
+#define SECRET_AT (1 << 20)
+#define PARAM(name) "/sys/module/loopfs/parameters/" name
+
+/* A DOS label with one partition: sectors 2048 to 6143. */
+static int write_label(int fd)
+{
+	unsigned char mbr[512] = { 0 };
+	unsigned char *e = mbr + 446;
+	unsigned int start = 2048, len = 4096;
+
+	e[4] = 0x83;
+	memcpy(e + 8, &start, 4);
+	memcpy(e + 12, &len, 4);
+	mbr[510] = 0x55;
+	mbr[511] = 0xaa;
+	return pwrite(fd, mbr, sizeof(mbr), 0) == sizeof(mbr) ? 0 : -1;
+}
+
+/* Mounts a tmpfs on dir and a loopfs instance on dir/lfs; returns loop-control. */
+static int private_instance(const char *dir)
+{
+	char path[PATH_MAX];
+
+	if (mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) ||
+	    mount("tmpfs", dir, "tmpfs", 0, "size=64m"))
+		return -1;
+	snprintf(path, sizeof(path), "%s/lfs", dir);
+	if (mkdir(path, 0755) || mount("loop", path, "loop", 0, NULL))
+		return -1;
+	snprintf(path, sizeof(path), "%s/lfs/loop-control", dir);
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+/* Binds dir/lfs/loop<n> to file (opened with oflags); returns the device fd. */
+static int bind_dev(const char *dir, int n, const char *file, int oflags,
+		    __u32 flags)
+{
+	struct loop_config config = { .info.lo_flags = flags };
+	char path[PATH_MAX];
+	int dev, fd;
+
+	snprintf(path, sizeof(path), "%s/lfs/loop%d", dir, n);
+	dev = open(path, O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -1;
+	fd = open(file, oflags | O_CLOEXEC);
+	if (fd < 0) {
+		close(dev);
+		return -1;
+	}
+	config.fd = fd;
+	if (ioctl(dev, LOOP_CONFIGURE, &config)) {
+		int err = errno;
+
+		close(fd);
+		close(dev);
+		errno = err;
+		return -1;
+	}
+	close(fd);
+	return dev;
+}
+
+/* An image with a label and the secret. */
+static int make_image(const char *path, off_t size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int ret = -1;
+
+	if (fd < 0)
+		return -1;
+	if (!ftruncate(fd, size) && !write_label(fd) &&
+	    pwrite(fd, SECRET, strlen(SECRET), SECRET_AT) == (ssize_t)strlen(SECRET))
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+struct tenant {
+	pid_t pid;
+	int go;			/* write end: closing it ends the tenant */
+	dev_t disk, part;
+	char dir[64];
+};
+
+/* Starts a tenant; cgroup, if given, is the cgroup it runs in. */
+static int tenant_start(struct tenant *t, const char *cgroup)
+{
+	int ready[2], go[2];
+	char path[PATH_MAX];
+	dev_t devs[2];
+	struct stat st;
+
+	snprintf(t->dir, sizeof(t->dir), "/tmp/loopfs_iso.XXXXXX");
+	if (!mkdtemp(t->dir) || chmod(t->dir, 0777) || pipe2(ready, O_CLOEXEC) ||
+	    pipe2(go, O_CLOEXEC))
+		return -1;
+	t->pid = fork();
+	if (t->pid < 0)
+		return -1;
+	if (t->pid == 0) {
+		int ctl, dev;
+		char c;
+
+		close(ready[0]);
+		close(go[1]);
+		CHILD_CHECK(!cgroup || !nsdev_join_cgroup(cgroup));
+		CHILD_CHECK(!nsdev_become_userns_root());
+		ctl = private_instance(t->dir);
+		CHILD_CHECK(ctl >= 0);
+		CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+		snprintf(path, sizeof(path), "%s/img", t->dir);
+		CHILD_CHECK(!make_image(path, IMG_SIZE));
+		dev = bind_dev(t->dir, 0, path, O_RDWR, LO_FLAGS_PARTSCAN);
+		CHILD_CHECK(dev >= 0);
+		snprintf(path, sizeof(path), "%s/lfs/loop0", t->dir);
+		CHILD_CHECK(!stat(path, &st));
+		devs[0] = st.st_rdev;
+		snprintf(path, sizeof(path), "%s/lfs/loop0p1", t->dir);
+		CHILD_CHECK(!stat(path, &st));
+		devs[1] = st.st_rdev;
+		CHILD_CHECK(write(ready[1], devs, sizeof(devs)) == sizeof(devs));
+		/* Until the test closes its end. */
+		CHILD_CHECK(read(go[0], &c, 1) == 0);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	t->go = go[1];
+	if (read(ready[0], devs, sizeof(devs)) != sizeof(devs)) {
+		close(ready[0]);
+		return -1;
+	}
+	close(ready[0]);
+	t->disk = devs[0];
+	t->part = devs[1];
+	return 0;
+}
+
+/* Ends the tenant; returns its exit status (0: all its checks passed). */
+static int tenant_stop(struct tenant *t)
+{
+	int status;
+
+	close(t->go);
+	status = nsdev_wait(t->pid);
+	rmdir(t->dir);
+	return status;
+}
+
+/* The byte at the secret's place through a node, or -errno. */
+static int read_secret(const char *node, char *buf, size_t size)
+{
+	int fd = open(node, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, buf, size, SECRET_AT);
+	close(fd);
+	return n < 0 ? -errno : (int)n;
+}
+
+struct probe {
+	const char *path;
+	bool userns;		/* else: the unprivileged host user itself */
+};
+
+/* Tries to open probe->path; exits with the errno (0: it opened). */
+static int probe_open(void *arg)
+{
+	struct probe *p = arg;
+	int fd;
+
+	if (p->userns) {
+		if (nsdev_become_userns_root())
+			return 99;
+	} else if (setgroups(0, NULL) || setresgid(NSDEV_GID, NSDEV_GID, NSDEV_GID) ||
+		   setresuid(NSDEV_UID, NSDEV_UID, NSDEV_UID)) {
+		return 99;
+	}
+	fd = open(p->path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	return errno;
+}
+
+/* Reads probe->path; exits with the read's errno (0: it read something). */
+static int probe_read(void *arg)
+{
+	struct probe *p = arg;
+	char buf[4096];
+	ssize_t n;
+	int fd;
+
+	if (nsdev_become_userns_root())
+		return 99;
+	fd = open(p->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 98;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n > 0 ? 0 : n == 0 ? 97 : errno;
+}
+
+/*
+ * Another container, or a host user, with a node for a container's disk or
+ * partition (made by mknod where the filesystem allows it) cannot open it;
+ * host root can. Nor can they read its backing file's path in sysfs.
+ */
+TEST(foreign_nodes_do_not_open)
+{
+	char dir[] = "/tmp/loopfs_nodes.XXXXXX", disk[64], part[64], ctl[64];
+	char buf[64], sysfs[128];
+	struct probe p;
+	struct tenant t;
+	int major;
+
+	ASSERT_EQ(0, tenant_start(&t, NULL));
+	ASSERT_NE(NULL, mkdtemp(dir));
+	ASSERT_EQ(0, chmod(dir, 0755));
+	snprintf(disk, sizeof(disk), "%s/disk", dir);
+	snprintf(part, sizeof(part), "%s/part", dir);
+	snprintf(ctl, sizeof(ctl), "%s/ctl", dir);
+	ASSERT_EQ(0, mknod(disk, S_IFBLK | 0666, t.disk));
+	ASSERT_EQ(0, mknod(part, S_IFBLK | 0666, t.part));
+	ASSERT_EQ(0, chmod(disk, 0666));
+	ASSERT_EQ(0, chmod(part, 0666));
+
+	/* Host root reaches the container's data. */
+	ASSERT_EQ(strlen(SECRET), read_secret(disk, buf, strlen(SECRET)));
+	EXPECT_EQ(0, memcmp(buf, SECRET, strlen(SECRET)));
+
+	/* Another container and a plain host user do not. */
+	p = (struct probe){ disk, true };
+	EXPECT_EQ(ENXIO, nsdev_run_child(probe_open, &p, false));
+	p = (struct probe){ part, true };
+	EXPECT_EQ(ENXIO, nsdev_run_child(probe_open, &p, false));
+	p = (struct probe){ disk, false };
+	EXPECT_EQ(ENXIO, nsdev_run_child(probe_open, &p, false));
+	p = (struct probe){ part, false };
+	EXPECT_EQ(ENXIO, nsdev_run_child(probe_open, &p, false));
+
+	/* The backing file's path is the instance's business. */
+	snprintf(sysfs, sizeof(sysfs), "/sys/dev/block/%u:%u/loop/backing_file",
+		 major(t.disk), minor(t.disk));
+	ASSERT_LT(0, nsdev_read_file(sysfs, buf, sizeof(buf)));
+	EXPECT_NE(NULL, strstr(buf, "/img"));
+	p = (struct probe){ sysfs, true };
+	EXPECT_EQ(EACCES, nsdev_run_child(probe_read, &p, false));
+
+	/* A loop-control node made by mknod is nobody's loop-control. */
+	major = nsdev_proc_major("loopfs-control");
+	ASSERT_LT(0, major);
+	ASSERT_EQ(0, mknod(ctl, S_IFCHR | 0666, makedev(major, 0)));
+	EXPECT_EQ(-1, open(ctl, O_RDWR | O_CLOEXEC));
+	EXPECT_EQ(ENXIO, errno);
+
+	unlink(disk);
+	unlink(part);
+	unlink(ctl);
+	rmdir(dir);
+	EXPECT_EQ(0, tenant_stop(&t));
+}
+
+struct bad_fd_arg {
+	char dir[64];
+	bool userns;
+};
+
+/*
+ * A backing fd must be open for reading (EBADF), must not be a kernel
+ * interface file (EINVAL), and loopfs disks and partitions of any instance
+ * cannot back a device (EINVAL): no stacking, no cycle.
+ */
+static int bad_backing_files(void *arg)
+{
+	struct bad_fd_arg *a = arg;
+	static const char *const pseudo[] = {
+		"/proc/sys/kernel/hostname",
+		PARAM("max_devices"),
+		"/sys/fs/cgroup/cgroup.procs",
+	};
+	struct loop_config config = { 0 };
+	char img[PATH_MAX], path[PATH_MAX];
+	int ctl, dev0, dev1, fd;
+	unsigned int i;
+
+	if (a->userns)
+		CHILD_CHECK(!nsdev_become_userns_root());
+	else
+		CHILD_CHECK(!unshare(CLONE_NEWNS));
+	ctl = private_instance(a->dir);
+	CHILD_CHECK(ctl >= 0);
+	snprintf(img, sizeof(img), "%s/img", a->dir);
+	CHILD_CHECK(!make_image(img, IMG_SIZE));
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 1) == 1);
+	snprintf(path, sizeof(path), "%s/lfs/loop1", a->dir);
+	dev1 = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(dev1 >= 0);
+
+	/* Write-only: the device would read what the fd cannot. */
+	fd = open(img, O_WRONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	config.fd = fd;
+	CHILD_CHECK(ioctl(dev1, LOOP_CONFIGURE, &config) == -1 && errno == EBADF);
+	CHILD_CHECK(ioctl(dev1, LOOP_SET_FD, fd) == -1 && errno == EBADF);
+	close(fd);
+	fd = open(img, O_PATH | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	CHILD_CHECK(ioctl(dev1, LOOP_SET_FD, fd) == -1 && errno == EBADF);
+	close(fd);
+
+	/* Kernel interfaces are not data. */
+	for (i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++) {
+		fd = open(pseudo[i], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "# %s: %s, not tried\n", pseudo[i], strerror(errno));
+			continue;
+		}
+		config.fd = fd;
+		if (ioctl(dev1, LOOP_CONFIGURE, &config) != -1 || errno != EINVAL) {
+			fprintf(stderr, "# %s accepted as a backing file\n", pseudo[i]);
+			_exit(1);
+		}
+		close(fd);
+	}
+
+	/* loop0 and its partition cannot back loop1. */
+	dev0 = bind_dev(a->dir, 0, img, O_RDONLY, LO_FLAGS_PARTSCAN | LO_FLAGS_READ_ONLY);
+	CHILD_CHECK(dev0 >= 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0p1", a->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	config.fd = fd;
+	CHILD_CHECK(ioctl(dev1, LOOP_CONFIGURE, &config) == -1 && errno == EINVAL);
+	/* Nor replace loop0's own file: that cycle deadlocked. */
+	CHILD_CHECK(ioctl(dev0, LOOP_CHANGE_FD, fd) == -1 && errno == EINVAL);
+	close(fd);
+	config.fd = dev0;
+	CHILD_CHECK(ioctl(dev1, LOOP_CONFIGURE, &config) == -1 && errno == EINVAL);
+	CHILD_CHECK(ioctl(dev0, LOOP_CHANGE_FD, dev0) == -1 && errno == EBADF);
+
+	/* A write-only replacement for a read-only device's file. */
+	fd = open(img, O_WRONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	CHILD_CHECK(ioctl(dev0, LOOP_CHANGE_FD, fd) == -1 && errno == EBADF);
+	close(fd);
+	/* A good one still works. */
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	CHILD_CHECK(ioctl(dev0, LOOP_CHANGE_FD, fd) == 0);
+	close(fd);
+	CHILD_CHECK(ioctl(dev0, LOOP_CLR_FD) == 0);
+	close(dev0);
+	close(dev1);
+	return 0;
+}
+
+static void run_bad_backing_files(struct __test_metadata *_metadata, bool userns)
+{
+	struct bad_fd_arg a = { .userns = userns };
+
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_fd.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+	EXPECT_EQ(0, nsdev_run_child(bad_backing_files, &a, false));
+	rmdir(a.dir);
+}
+
+TEST(bad_backing_files_init_root)
+{
+	run_bad_backing_files(_metadata, false);
+}
+
+TEST(bad_backing_files_userns_root)
+{
+	run_bad_backing_files(_metadata, true);
+}
+
+struct cred_arg {
+	char dir[64];
+	char file[64];
+};
+
+/*
+ * Backing I/O runs with the binder's credentials and file size limit, not
+ * with the kernel worker's: a write through the device clears the set-user-ID
+ * bit of a file the container does not own (the kernel's credentials would
+ * keep it), and a write past the binder's RLIMIT_FSIZE fails.
+ */
+static int binder_credentials(void *arg)
+{
+	struct cred_arg *a = arg;
+	char path[PATH_MAX];
+	struct rlimit rl;
+	struct stat st;
+	char *buf;
+	int ctl, dev;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(a->dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	CHILD_CHECK(!getrlimit(RLIMIT_FSIZE, &rl));
+	rl.rlim_cur = 1 << 20;
+	CHILD_CHECK(!setrlimit(RLIMIT_FSIZE, &rl));
+	dev = bind_dev(a->dir, 0, a->file, O_RDWR, 0);
+	CHILD_CHECK(dev >= 0);
+	/* The limit counts as it was at binding time. */
+	rl.rlim_cur = RLIM_INFINITY;
+	CHILD_CHECK(!setrlimit(RLIMIT_FSIZE, &rl));
+	close(dev);
+
+	buf = aligned_alloc(4096, 4096);
+	CHILD_CHECK(buf);
+	memset(buf, 'w', 4096);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", a->dir);
+	dev = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	CHILD_CHECK(pwrite(dev, buf, 4096, 0) == 4096);
+	CHILD_CHECK(fsync(dev) == 0);
+	CHILD_CHECK(!stat(a->file, &st));
+	if (st.st_mode & S_ISUID) {
+		fprintf(stderr, "# set-user-ID bit kept: I/O ran with other credentials\n");
+		_exit(1);
+	}
+	/* Past the 1 MiB limit. */
+	CHILD_CHECK(pwrite(dev, buf, 4096, 4 << 20) == -1 && errno == EIO);
+	CHILD_CHECK(pwrite(dev, buf, 4096, (1 << 20) - 4096) == 4096);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	return 0;
+}
+
+TEST(backing_io_with_binder_credentials)
+{
+	char host[] = "/tmp/loopfs_cred.XXXXXX";
+	struct cred_arg a;
+	struct stat st;
+	int fd;
+
+	/* Root's set-user-ID file, writable by all: the container owns nothing. */
+	ASSERT_NE(NULL, mkdtemp(host));
+	ASSERT_EQ(0, chmod(host, 0755));
+	snprintf(a.file, sizeof(a.file), "%s/suid", host);
+	fd = open(a.file, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, IMG_SIZE));
+	ASSERT_EQ(0, fchmod(fd, 04666));
+	close(fd);
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_cdir.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+
+	EXPECT_EQ(0, nsdev_run_child(binder_credentials, &a, false));
+	ASSERT_EQ(0, stat(a.file, &st));
+	EXPECT_EQ(0, st.st_mode & S_ISUID);
+
+	unlink(a.file);
+	rmdir(host);
+	rmdir(a.dir);
+}
+
+static unsigned int param(const char *path)
+{
+	char buf[32];
+
+	return nsdev_read_file(path, buf, sizeof(buf)) > 0 ? strtoul(buf, NULL, 10) : 0;
+}
+
+struct count_arg {
+	char dir[64];
+	int want;		/* devices it must get */
+	bool nested;		/* then one more in a nested namespace: ENOSPC */
+};
+
+/* Adds devices over two instances until ENOSPC; exits 0 if it got want. */
+static int fill_devices(void *arg)
+{
+	struct count_arg *a = arg;
+	char sub[128], path[PATH_MAX];
+	int ctl[2], got = 0, i;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	CHILD_CHECK(!mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	CHILD_CHECK(!mount("tmpfs", a->dir, "tmpfs", 0, "size=1m"));
+	for (i = 0; i < 2; i++) {
+		snprintf(sub, sizeof(sub), "%s/%d", a->dir, i);
+		CHILD_CHECK(!mkdir(sub, 0755) && !mount("loop", sub, "loop", 0, NULL));
+		snprintf(path, sizeof(path), "%s/loop-control", sub);
+		ctl[i] = open(path, O_RDWR | O_CLOEXEC);
+		CHILD_CHECK(ctl[i] >= 0);
+	}
+	while (got < 64 && ioctl(ctl[got % 2], LOOP_CTL_ADD, -1) >= 0)
+		got++;
+	CHILD_CHECK(errno == ENOSPC);
+	if (got != a->want) {
+		fprintf(stderr, "# got %d devices, want %d\n", got, a->want);
+		_exit(1);
+	}
+	if (a->nested) {
+		/* A namespace of its own does not escape the bound. */
+		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/setgroups", "deny"));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/uid_map", "0 0 1"));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/gid_map", "0 0 1"));
+		snprintf(sub, sizeof(sub), "%s/nested", a->dir);
+		CHILD_CHECK(!mkdir(sub, 0755) && !mount("loop", sub, "loop", 0, NULL));
+		snprintf(path, sizeof(path), "%s/loop-control", sub);
+		i = open(path, O_RDWR | O_CLOEXEC);
+		CHILD_CHECK(i >= 0);
+		CHILD_CHECK(ioctl(i, LOOP_CTL_ADD, -1) == -1 && errno == ENOSPC);
+	}
+	return 0;
+}
+
+/*
+ * max_devices_per_userns bounds a container, however many instances and
+ * nested namespaces it makes; reserved_devices keeps room for the host.
+ */
+TEST(per_userns_bound_and_host_reserve)
+{
+	unsigned int max = param(PARAM("max_devices"));
+	unsigned int per = param(PARAM("max_devices_per_userns"));
+	unsigned int reserve = param(PARAM("reserved_devices"));
+	struct count_arg a = { .want = 3, .nested = true };
+	char host[] = "/tmp/loopfs_host.XXXXXX", path[PATH_MAX];
+	int ctl;
+
+	ASSERT_LT(0, max);
+	ASSERT_LT(0, per);
+	ASSERT_LT(0, reserve);
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_cnt.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_userns"), "3"));
+	EXPECT_EQ(0, nsdev_run_child(fill_devices, &a, false));
+	/* A sibling container has its own bound. */
+	a.nested = false;
+	EXPECT_EQ(0, nsdev_run_child(fill_devices, &a, false));
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_userns"), "%u", per));
+
+	/* Containers leave the reserve to the host. */
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices"), "%u", reserve + 2));
+	a.want = 2;
+	EXPECT_EQ(0, nsdev_run_child(fill_devices, &a, false));
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	ASSERT_NE(NULL, mkdtemp(host));
+	ASSERT_EQ(0, mount("loop", host, "loop", 0, NULL));
+	snprintf(path, sizeof(path), "%s/loop-control", host);
+	ctl = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl);
+	EXPECT_EQ(0, ioctl(ctl, LOOP_CTL_ADD, -1));
+	close(ctl);
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices"), "%u", max));
+	EXPECT_EQ(0, umount2(host, 0));
+	rmdir(host);
+	rmdir(a.dir);
+}
+
+/*
+ * Counts the uevents for devpaths containing name, by action: adds and
+ * changes (which make udev probe the device) and removes.
+ */
+static void uevents_for(int sock, const char *name, int *probes, int *removes,
+			char *seen, size_t size)
+{
+	char msg[4096];
+	ssize_t n;
+
+	*probes = *removes = 0;
+	seen[0] = '\0';
+	for (;;) {
+		struct pollfd pfd = { sock, POLLIN, 0 };
+
+		if (poll(&pfd, 1, 1000) <= 0)
+			break;
+		n = recv(sock, msg, sizeof(msg) - 1, 0);
+		if (n <= 0)
+			break;
+		msg[n] = '\0';
+		/* The header is "action@devpath". */
+		if (!strstr(msg, name))
+			continue;
+		if (!strncmp(msg, "remove@", 7))
+			(*removes)++;
+		else
+			(*probes)++;
+		if (strlen(seen) + strlen(msg) + 2 < size) {
+			strcat(seen, msg);
+			strcat(seen, " ");
+		}
+	}
+}
+
+/*
+ * The host's udev is not told to probe container data: no add or change
+ * uevent for a bound device, its partitions or its changes; only the add of
+ * the empty disk (before the container can bind anything) and removals.
+ */
+TEST(no_uevents_for_container_data)
+{
+	struct sockaddr_nl addr = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	char name[32], disk_add[64], seen[2048];
+	int probes, removes, sock;
+	struct tenant t;
+
+	sock = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
+	ASSERT_LE(0, sock);
+	ASSERT_EQ(0, bind(sock, (struct sockaddr *)&addr, sizeof(addr)));
+	ASSERT_EQ(0, tenant_start(&t, NULL));
+	snprintf(name, sizeof(name), "/nsloop%u", minor(t.disk));
+	snprintf(disk_add, sizeof(disk_add), "add@/devices/virtual/block%s ", name);
+	uevents_for(sock, name, &probes, &removes, seen, sizeof(seen));
+	EXPECT_EQ(1, probes) TH_LOG("%s", seen);
+	EXPECT_EQ(0, strncmp(seen, disk_add, strlen(disk_add))) TH_LOG("%s", seen);
+	EXPECT_EQ(0, tenant_stop(&t));
+	uevents_for(sock, name, &probes, &removes, seen, sizeof(seen));
+	EXPECT_EQ(0, probes) TH_LOG("%s", seen);
+	EXPECT_LE(1, removes) TH_LOG("%s", seen);
+	close(sock);
+}
+
+/*
+ * Host loop tools do not take containers' devices for the host's own:
+ * losetup -a does not list them and losetup -D does not detach them.
+ */
+TEST(host_losetup_leaves_container_devices)
+{
+	char sysfs[128], buf[256];
+	struct tenant t;
+	FILE *f;
+
+	ASSERT_EQ(0, tenant_start(&t, NULL));
+	snprintf(sysfs, sizeof(sysfs), "/sys/dev/block/%u:%u/loop/backing_file",
+		 major(t.disk), minor(t.disk));
+	ASSERT_LT(0, nsdev_read_file(sysfs, buf, sizeof(buf)));
+	f = popen("losetup -a 2>&1", "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(buf, sizeof(buf), f))
+		EXPECT_EQ(NULL, strstr(buf, "/img")) TH_LOG("host lists %s", buf);
+	pclose(f);
+	EXPECT_EQ(0, nsdev_sh("losetup -D"));
+	/* Still bound. */
+	EXPECT_LT(0, nsdev_read_file(sysfs, buf, sizeof(buf)));
+	EXPECT_EQ(0, tenant_stop(&t));
+}
+
+static int count_klog(const char *needle)
+{
+	int size = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
+	int n, count = 0;
+	char *buf, *p;
+
+	if (size <= 0)
+		return -1;
+	buf = malloc(size + 1);
+	if (!buf)
+		return -1;
+	n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf, size);
+	if (n < 0) {
+		free(buf);
+		return -1;
+	}
+	buf[n] = '\0';
+	for (p = buf; (p = strstr(p, needle)); p++)
+		count++;
+	free(buf);
+	return count;
+}
+
+struct bsize_arg {
+	char dir[64];
+};
+
+static int bad_block_sizes(void *arg)
+{
+	static const unsigned long bad[] = { 0, 1, 256, 513, 3072, 8192, 1UL << 40 };
+	struct bsize_arg *a = arg;
+	struct loop_config config = { 0 };
+	char img[PATH_MAX], path[PATH_MAX];
+	unsigned int i;
+	int ctl, dev;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(a->dir);
+	CHILD_CHECK(ctl >= 0);
+	snprintf(img, sizeof(img), "%s/img", a->dir);
+	CHILD_CHECK(!make_image(img, IMG_SIZE));
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", a->dir);
+	dev = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	config.fd = open(img, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(config.fd >= 0);
+	config.block_size = 1000;
+	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == -1 && errno == EINVAL);
+	config.block_size = 0;
+	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (ioctl(dev, LOOP_SET_BLOCK_SIZE, bad[i]) != -1 || errno != EINVAL) {
+			fprintf(stderr, "# block size %lu not refused with EINVAL\n", bad[i]);
+			_exit(1);
+		}
+	}
+	CHILD_CHECK(ioctl(dev, LOOP_SET_BLOCK_SIZE, 4096UL) == 0);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	return 0;
+}
+
+/* Bad block sizes fail with EINVAL before the block layer logs them. */
+TEST(bad_block_size_einval_unlogged)
+{
+	struct bsize_arg a;
+	int before;
+
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_bs.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+	before = count_klog("Invalid logical block size");
+	ASSERT_LE(0, before);
+	EXPECT_EQ(0, nsdev_run_child(bad_block_sizes, &a, false));
+	EXPECT_EQ(before, count_klog("Invalid logical block size"));
+	rmdir(a.dir);
+}
+
+/* The cgroup tests: a backing file on ext4 on an in-kernel loop device. */
+FIXTURE(cg) {
+	char tmp[64];		/* tmpfs holding the ext4 image */
+	char ext4[96];		/* where the ext4 is mounted */
+	char cgroup[64];
+	int loop_nr;
+	int loop_fd;
+	dev_t loop_devt;
+};
+
+FIXTURE_SETUP(cg)
+{
+	struct loop_config config = { 0 };
+	char path[PATH_MAX];
+	struct stat st;
+	int ctl, fd;
+
+	self->loop_fd = -1;
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	snprintf(self->tmp, sizeof(self->tmp), "/tmp/loopfs_cg.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->tmp));
+	ASSERT_EQ(0, chmod(self->tmp, 0755));
+	ASSERT_EQ(0, mount("tmpfs", self->tmp, "tmpfs", 0, "size=160m"));
+	snprintf(path, sizeof(path), "%s/ext4.img", self->tmp);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 128 << 20));
+
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl) TH_LOG("/dev/loop-control: %s", strerror(errno));
+	self->loop_nr = ioctl(ctl, LOOP_CTL_GET_FREE);
+	close(ctl);
+	ASSERT_LE(0, self->loop_nr);
+	snprintf(path, sizeof(path), "/dev/loop%d", self->loop_nr);
+	self->loop_fd = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->loop_fd);
+	config.fd = fd;
+	ASSERT_EQ(0, ioctl(self->loop_fd, LOOP_CONFIGURE, &config));
+	close(fd);
+	ASSERT_EQ(0, fstat(self->loop_fd, &st));
+	self->loop_devt = st.st_rdev;
+	ASSERT_EQ(0, nsdev_sh("mkfs.ext4 -q -F %s", path));
+	snprintf(self->ext4, sizeof(self->ext4), "%s/ext4", self->tmp);
+	ASSERT_EQ(0, mkdir(self->ext4, 0755));
+	ASSERT_EQ(0, mount(path, self->ext4, "ext4", 0, NULL));
+	ASSERT_EQ(0, chmod(self->ext4, 0755));
+
+	/* A container's cgroup, with the io and memory controllers. */
+	ASSERT_EQ(0, nsdev_write_file("/sys/fs/cgroup/cgroup.subtree_control",
+				      "+io +memory"));
+	snprintf(self->cgroup, sizeof(self->cgroup), "/sys/fs/cgroup/loopfs_cg%d",
+		 getpid());
+	ASSERT_EQ(0, mkdir(self->cgroup, 0755));
+}
+
+FIXTURE_TEARDOWN(cg)
+{
+	umount2(self->ext4, MNT_DETACH);
+	if (self->loop_fd >= 0) {
+		ioctl(self->loop_fd, LOOP_CLR_FD);
+		close(self->loop_fd);
+	}
+	umount2(self->tmp, MNT_DETACH);
+	rmdir(self->tmp);
+	rmdir(self->cgroup);
+}
+
+/* A world-writable, preallocated backing file on the ext4. */
+static int cg_backing_file(const char *ext4, char *path, size_t size, off_t len)
+{
+	int fd;
+
+	snprintf(path, size, "%s/backing", ext4);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -1;
+	if (fchmod(fd, 0666) || fallocate(fd, 0, 0, len)) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+struct cg_writer {
+	char dir[64];
+	char file[128];
+	char cgroup[64];
+	__u32 flags;		/* LO_FLAGS_DIRECT_IO: direct backing I/O */
+	int mib;		/* how much to write */
+	int fsync_every;	/* MiB between fsyncs of the device */
+	int result;		/* pipe: elapsed milliseconds */
+};
+
+/* A container in its cgroup writes through its loopfs device. */
+static int cg_write(void *arg)
+{
+	struct cg_writer *w = arg;
+	struct loop_info64 info;
+	struct timespec t0, t1;
+	char path[PATH_MAX];
+	int ctl, dev, i;
+	long ms;
+	char *buf;
+
+	CHILD_CHECK(!nsdev_join_cgroup(w->cgroup));
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(w->dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	dev = bind_dev(w->dir, 0, w->file, O_RDWR, w->flags);
+	CHILD_CHECK(dev >= 0);
+	CHILD_CHECK(ioctl(dev, LOOP_GET_STATUS64, &info) == 0);
+	CHILD_CHECK((info.lo_flags & LO_FLAGS_DIRECT_IO) == (w->flags & LO_FLAGS_DIRECT_IO));
+	close(dev);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", w->dir);
+	dev = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	buf = aligned_alloc(4096, 1 << 20);
+	CHILD_CHECK(buf);
+	memset(buf, 'c', 1 << 20);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < w->mib; i++) {
+		CHILD_CHECK(pwrite(dev, buf, 1 << 20, (off_t)i << 20) == 1 << 20);
+		if (w->fsync_every && (i + 1) % w->fsync_every == 0)
+			CHILD_CHECK(fsync(dev) == 0);
+	}
+	CHILD_CHECK(fsync(dev) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	CHILD_CHECK(write(w->result, &ms, sizeof(ms)) == sizeof(ms));
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	return 0;
+}
+
+static long run_cg_writer(struct __test_metadata *_metadata, struct cg_writer *w)
+{
+	int result[2];
+	long ms = -1;
+
+	snprintf(w->dir, sizeof(w->dir), "/tmp/loopfs_cgw.XXXXXX");
+	if (!mkdtemp(w->dir) || chmod(w->dir, 0777) || pipe2(result, O_CLOEXEC))
+		return -1;
+	w->result = result[1];
+	EXPECT_EQ(0, nsdev_run_child(cg_write, w, false));
+	close(result[1]);
+	if (read(result[0], &ms, sizeof(ms)) != sizeof(ms))
+		ms = -1;
+	close(result[0]);
+	rmdir(w->dir);
+	return ms;
+}
+
+/* io.max of the container's cgroup throttles its device's backing I/O. */
+TEST_F(cg, io_max_throttles_backing_io)
+{
+	struct cg_writer w = { .flags = LO_FLAGS_DIRECT_IO, .mib = 4 };
+	char path[PATH_MAX];
+	long ms;
+
+	ASSERT_EQ(0, cg_backing_file(self->ext4, w.file, sizeof(w.file), 8 << 20));
+	snprintf(w.cgroup, sizeof(w.cgroup), "%s", self->cgroup);
+	snprintf(path, sizeof(path), "%s/io.max", self->cgroup);
+	/* 1 MiB/s on the disk under the backing file. */
+	ASSERT_EQ(0, nsdev_write_file(path, "%u:%u wbps=1048576",
+				      major(self->loop_devt), minor(self->loop_devt)));
+	ms = run_cg_writer(_metadata, &w);
+	ASSERT_LE(0, ms);
+	TH_LOG("4 MiB at 1 MiB/s: %ld ms", ms);
+	EXPECT_LE(2500, ms);
+}
+
+static long cg_value(const char *cgroup, const char *file, const char *key)
+{
+	char path[PATH_MAX], buf[8192], *p;
+
+	snprintf(path, sizeof(path), "%s/%s", cgroup, file);
+	if (nsdev_read_file(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	if (!key)
+		return strtol(buf, NULL, 10);
+	for (p = buf; p; p = strchr(p, '\n')) {
+		if (*p == '\n')
+			p++;
+		if (!strncmp(p, key, strlen(key)) && p[strlen(key)] == ' ')
+			return strtol(p + strlen(key) + 1, NULL, 10);
+	}
+	return -1;
+}
+
+/*
+ * The backing file's page cache is charged to the container's cgroup, and
+ * its memory.max holds for it.
+ */
+TEST_F(cg, memory_max_holds_for_backing_page_cache)
+{
+	struct cg_writer w = { .flags = 0, .mib = 48, .fsync_every = 4 };
+	char path[PATH_MAX];
+	long limit = 24 << 20;
+
+	ASSERT_EQ(0, cg_backing_file(self->ext4, w.file, sizeof(w.file), 48 << 20));
+	snprintf(w.cgroup, sizeof(w.cgroup), "%s", self->cgroup);
+	snprintf(path, sizeof(path), "%s/memory.max", self->cgroup);
+	ASSERT_EQ(0, nsdev_write_file(path, "%ld", limit));
+	ASSERT_LE(0, run_cg_writer(_metadata, &w));
+	TH_LOG("memory.peak %ld, file %ld, max events %ld",
+	       cg_value(self->cgroup, "memory.peak", NULL),
+	       cg_value(self->cgroup, "memory.stat", "file"),
+	       cg_value(self->cgroup, "memory.events", "max"));
+	/* 48 MiB went through a 24 MiB limit: it was reached and held. */
+	EXPECT_LE(1, cg_value(self->cgroup, "memory.events", "max"));
+	EXPECT_GE(limit, cg_value(self->cgroup, "memory.peak", NULL));
+	EXPECT_LE(8 << 20, cg_value(self->cgroup, "memory.stat", "file"));
+}
+
+TEST_HARNESS_MAIN
