@@ -148,8 +148,20 @@ static void loopfs_free_disk(struct gendisk *disk)
 	kfree(ld);
 }
 
+/*
+ * The host's devtmpfs node is /dev/loopfs/<minor>, not /dev/<disk name>:
+ * host tools that list or detach "all loop devices" (losetup -a, -D) take
+ * each /sys/block/loop* for /dev/loop*, find no node there and leave the
+ * containers' devices alone. Host root reaches them through the instance.
+ */
+static char *loopfs_devnode(struct gendisk *disk, umode_t *mode)
+{
+	return kasprintf(GFP_KERNEL, "loopfs/%d", disk->first_minor);
+}
+
 static const struct block_device_operations loopfs_bdev_ops = {
 	.owner		= THIS_MODULE,
+	.devnode	= loopfs_devnode,
 	.open		= loopfs_bdev_open,
 	.release	= loopfs_bdev_release,
 	.ioctl		= loopfs_bdev_ioctl,
@@ -297,11 +309,10 @@ struct gendisk *loopfs_disk_create(void *dev)
 	disk->events = DISK_EVENT_MEDIA_CHANGE;
 	disk->event_flags = DISK_EVENT_FLAG_UEVENT;
 	/*
-	 * Globally unique, and not "loop*": host tools that enumerate
-	 * /sys/block/loop* (losetup -a, -D) must not take the devices of
-	 * containers for the host's own.
+	 * Globally unique, and "loop*": util-linux before 2.39 refuses devices
+	 * whose sysfs name does not start with "loop".
 	 */
-	snprintf(disk->disk_name, DISK_NAME_LEN, "nsloop%d", ld->minor);
+	snprintf(disk->disk_name, DISK_NAME_LEN, "loopfs%d", ld->minor);
 
 	ld->dev = dev;
 	err = add_disk(disk);

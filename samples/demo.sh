@@ -60,8 +60,8 @@ run losetup -l /dev/loop0 || true
 
 step "back on the host: no loopfs device is left, nothing else saw it"
 sleep 1
-if compgen -G '/sys/block/nsloop*' >/dev/null; then
-	echo "loopfs devices left behind: $(ls -d /sys/block/nsloop*)" >&2
+if compgen -G '/sys/block/loopfs*' >/dev/null; then
+	echo "loopfs devices left behind: $(ls -d /sys/block/loopfs*)" >&2
 	exit 1
 fi
 echo "no loopfs devices"

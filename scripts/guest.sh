@@ -74,10 +74,10 @@ esac
 no_loopfs_disk_left() {
 	local i
 	for i in 1 2 3 4 5 6; do
-		compgen -G '/sys/block/nsloop*' >/dev/null || return 0
+		compgen -G '/sys/block/loopfs*' >/dev/null || return 0
 		sleep 0.5
 	done
-	ls -d /sys/block/nsloop*
+	ls -d /sys/block/loopfs*
 	return 1
 }
 [ "$mode" = check ] && modtap no_loopfs_disk_left

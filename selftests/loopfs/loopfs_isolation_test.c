@@ -189,10 +189,27 @@ static int read_secret(const char *node, char *buf, size_t size)
 	return n < 0 ? -errno : (int)n;
 }
 
+/*
+ * A host user other than the one owning the containers' namespaces: that
+ * one is privileged over them (it may enter them) without loopfs too.
+ */
+#define OTHER_UID (NSDEV_UID - 1)
+
 struct probe {
 	const char *path;
-	bool userns;		/* else: the unprivileged host user itself */
+	bool userns;		/* else: OTHER_UID on the host */
 };
+
+/* Becomes the prober: another container's root, or OTHER_UID on the host. */
+static int probe_become(const struct probe *p)
+{
+	if (p->userns)
+		return nsdev_become_userns_root();
+	if (setgroups(0, NULL) || setresgid(OTHER_UID, OTHER_UID, OTHER_UID) ||
+	    setresuid(OTHER_UID, OTHER_UID, OTHER_UID))
+		return -1;
+	return 0;
+}
 
 /* Tries to open probe->path; exits with the errno (0: it opened). */
 static int probe_open(void *arg)
@@ -200,13 +217,8 @@ static int probe_open(void *arg)
 	struct probe *p = arg;
 	int fd;
 
-	if (p->userns) {
-		if (nsdev_become_userns_root())
-			return 99;
-	} else if (setgroups(0, NULL) || setresgid(NSDEV_GID, NSDEV_GID, NSDEV_GID) ||
-		   setresuid(NSDEV_UID, NSDEV_UID, NSDEV_UID)) {
+	if (probe_become(p))
 		return 99;
-	}
 	fd = open(p->path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		close(fd);
@@ -223,7 +235,7 @@ static int probe_read(void *arg)
 	ssize_t n;
 	int fd;
 
-	if (nsdev_become_userns_root())
+	if (probe_become(p))
 		return 99;
 	fd = open(p->path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -277,6 +289,8 @@ TEST(foreign_nodes_do_not_open)
 	ASSERT_LT(0, nsdev_read_file(sysfs, buf, sizeof(buf)));
 	EXPECT_NE(NULL, strstr(buf, "/img"));
 	p = (struct probe){ sysfs, true };
+	EXPECT_EQ(EACCES, nsdev_run_child(probe_read, &p, false));
+	p = (struct probe){ sysfs, false };
 	EXPECT_EQ(EACCES, nsdev_run_child(probe_read, &p, false));
 
 	/* A loop-control node made by mknod is nobody's loop-control. */
@@ -643,7 +657,7 @@ TEST(no_uevents_for_container_data)
 	ASSERT_LE(0, sock);
 	ASSERT_EQ(0, bind(sock, (struct sockaddr *)&addr, sizeof(addr)));
 	ASSERT_EQ(0, tenant_start(&t, NULL));
-	snprintf(name, sizeof(name), "/nsloop%u", minor(t.disk));
+	snprintf(name, sizeof(name), "/loopfs%u", minor(t.disk));
 	snprintf(disk_add, sizeof(disk_add), "add@/devices/virtual/block%s ", name);
 	uevents_for(sock, name, &probes, &removes, seen, sizeof(seen));
 	EXPECT_EQ(1, probes) TH_LOG("%s", seen);
@@ -657,11 +671,12 @@ TEST(no_uevents_for_container_data)
 
 /*
  * Host loop tools do not take containers' devices for the host's own:
- * losetup -a does not list them and losetup -D does not detach them.
+ * losetup -a does not list them and losetup -D does not detach them. The
+ * host's node for them is not where those tools look.
  */
 TEST(host_losetup_leaves_container_devices)
 {
-	char sysfs[128], buf[256];
+	char sysfs[128], buf[256], node[64];
 	struct tenant t;
 	FILE *f;
 
@@ -674,6 +689,10 @@ TEST(host_losetup_leaves_container_devices)
 	while (fgets(buf, sizeof(buf), f))
 		EXPECT_EQ(NULL, strstr(buf, "/img")) TH_LOG("host lists %s", buf);
 	pclose(f);
+	snprintf(node, sizeof(node), "/dev/loopfs/%u", minor(t.disk));
+	EXPECT_EQ(0, access(node, F_OK));
+	snprintf(node, sizeof(node), "/dev/loopfs%u", minor(t.disk));
+	EXPECT_EQ(-1, access(node, F_OK));
 	EXPECT_EQ(0, nsdev_sh("losetup -D"));
 	/* Still bound. */
 	EXPECT_LT(0, nsdev_read_file(sysfs, buf, sizeof(buf)));
