@@ -69,7 +69,7 @@ s64 loopfs_file_size(struct file *file);
 unsigned int loopfs_file_bdev_block_size(struct file *file);
 gfp_t loopfs_file_set_nofs(struct file *file);
 void loopfs_file_restore_gfp(struct file *file, gfp_t gfp);
-unsigned long loopfs_file_magic(struct file *file);
+u64 loopfs_file_magic(struct file *file);
 const struct cred *loopfs_get_current_cred(void);
 void loopfs_put_cred(const struct cred *cred);
 u64 loopfs_current_fsize_limit(void);

@@ -573,7 +573,7 @@ void loopfs_file_restore_gfp(struct file *file, gfp_t gfp)
 	mapping_set_gfp_mask(file->f_mapping, gfp);
 }
 
-unsigned long loopfs_file_magic(struct file *file)
+u64 loopfs_file_magic(struct file *file)
 {
 	return file->f_mapping->host->i_sb->s_magic;
 }

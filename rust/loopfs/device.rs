@@ -974,11 +974,9 @@ impl Device {
             }
             bindings::req_op_REQ_OP_WRITE => {
                 // The binder's RLIMIT_FSIZE (no SIGXFSZ: this is not its task).
-                let within_limit = |p: u64| {
-                    match p.checked_add(u64::from(info.bytes)) {
-                        Some(end) if end <= backing.fsize_limit => Ok(p),
-                        _ => Err(EIO),
-                    }
+                let within_limit = |p: u64| match p.checked_add(u64::from(info.bytes)) {
+                    Some(end) if end <= backing.fsize_limit => Ok(p),
+                    _ => Err(EIO),
                 };
                 match pos()
                     .and_then(within_limit)

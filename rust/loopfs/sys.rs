@@ -86,7 +86,7 @@ pub(crate) mod ffi {
         pub(crate) fn loopfs_file_set_nofs(file: *mut bindings::file) -> bindings::gfp_t;
         pub(crate) fn loopfs_file_restore_gfp(file: *mut bindings::file, gfp: bindings::gfp_t);
         pub(crate) fn loopfs_file_is_loopfs_bdev(file: *mut bindings::file) -> bool;
-        pub(crate) fn loopfs_file_magic(file: *mut bindings::file) -> core::ffi::c_ulong;
+        pub(crate) fn loopfs_file_magic(file: *mut bindings::file) -> u64;
         pub(crate) fn loopfs_get_current_cred() -> *const bindings::cred;
         pub(crate) fn loopfs_put_cred(cred: *const bindings::cred);
         pub(crate) fn loopfs_current_fsize_limit() -> u64;
@@ -218,7 +218,7 @@ impl FileRef {
     /// The magic number of the filesystem the file is on.
     pub(crate) fn fs_magic(&self) -> u64 {
         // SAFETY: The file is alive.
-        u64::from(unsafe { ffi::loopfs_file_magic(self.as_ptr()) })
+        unsafe { ffi::loopfs_file_magic(self.as_ptr()) }
     }
 
     pub(crate) fn opened_for_write(&self) -> bool {

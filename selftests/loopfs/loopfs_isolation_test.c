@@ -357,7 +357,7 @@ static int bad_backing_files(void *arg)
 	close(fd);
 
 	/* Kernel interfaces are not data. */
-	for (i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(pseudo); i++) {
 		fd = open(pseudo[i], O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			fprintf(stderr, "# %s: %s, not tried\n", pseudo[i], strerror(errno));
@@ -750,7 +750,7 @@ static int bad_block_sizes(void *arg)
 	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == -1 && errno == EINVAL);
 	config.block_size = 0;
 	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == 0);
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
 		if (ioctl(dev, LOOP_SET_BLOCK_SIZE, bad[i]) != -1 || errno != EINVAL) {
 			fprintf(stderr, "# block size %lu not refused with EINVAL\n", bad[i]);
 			_exit(1);
