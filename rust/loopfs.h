@@ -8,10 +8,11 @@
  *   one reference from rust_loopfs_instance_new() until it passes it to
  *   rust_loopfs_instance_free(), and keeps it in sb->s_fs_info in between.
  * - A device is a Rust Arc too. loopfs_disk_create() takes one reference
- *   when it succeeds and gives it back through rust_loopfs_dev_put() when the
- *   gendisk is freed; on failure the reference stays with the caller.
- * - A struct gendisk returned by loopfs_disk_create() stays valid until
- *   loopfs_disk_destroy(), which the Rust device calls exactly once.
+ *   when it succeeds, and loopfs_disk_destroy() returns it after deleting
+ *   the disk; on failure the reference stays with the caller.
+ * - A struct gendisk returned by loopfs_disk_create() stays added until
+ *   loopfs_disk_destroy(), which its Rust owner (OwnedDisk) calls once, on
+ *   drop. Callbacks borrow the disk for their duration.
  */
 #ifndef _NSDEV_LOOPFS_H
 #define _NSDEV_LOOPFS_H
@@ -21,6 +22,8 @@
 
 struct block_device;
 struct cred;
+struct mutex;
+struct workqueue_struct;
 struct file;
 struct gendisk;
 struct request;
@@ -43,14 +46,24 @@ void loopfs_put_user_ns(struct user_namespace *ns);
 int loopfs_blk_init(void);
 void loopfs_blk_exit(void);
 struct gendisk *loopfs_disk_create(void *dev);
-void loopfs_disk_destroy(struct gendisk *disk);
+void *loopfs_disk_destroy(struct gendisk *disk);
+void loopfs_disk_get(struct gendisk *disk);
+void loopfs_disk_put(struct gendisk *disk);
+void loopfs_disk_lock_open(struct gendisk *disk);
+void loopfs_disk_unlock_open(struct gendisk *disk);
+struct gendisk *loopfs_bdev_disk(struct block_device *bdev);
+void loopfs_mutex_lock(struct mutex *lock);
+int loopfs_mutex_lock_killable(struct mutex *lock);
+void loopfs_mutex_unlock(struct mutex *lock);
+void loopfs_blk_drain(void);
+struct workqueue_struct *loopfs_reap_queue(void);
 bool loopfs_file_is_loopfs_bdev(struct file *file);
 dev_t loopfs_disk_devt(struct gendisk *disk);
 struct request_queue *loopfs_disk_queue(struct gendisk *disk);
 int loopfs_disk_openers(struct gendisk *disk);
 int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 			   u32 max_discard_sectors, u32 discard_granularity,
-			   bool write_cache);
+			   bool write_cache, bool rotational);
 unsigned int loopfs_disk_block_size(struct gendisk *disk);
 void loopfs_disk_set_partscan(struct gendisk *disk, bool on);
 int loopfs_disk_rescan(struct gendisk *disk, bool locked);
@@ -67,14 +80,13 @@ void loopfs_rq_zero_from(struct request *rq, u32 done);
 struct file *loopfs_get_file(struct file *file);
 s64 loopfs_file_size(struct file *file);
 unsigned int loopfs_file_bdev_block_size(struct file *file);
+bool loopfs_file_bdev_rotational(struct file *file);
 gfp_t loopfs_file_set_nofs(struct file *file);
 void loopfs_file_restore_gfp(struct file *file, gfp_t gfp);
 u64 loopfs_file_magic(struct file *file);
 const struct cred *loopfs_get_current_cred(void);
 void loopfs_put_cred(const struct cred *cred);
 u64 loopfs_current_fsize_limit(void);
-void loopfs_module_get(void);
-void loopfs_module_put(void);
 
 /* Rust: instances (sb->s_fs_info). */
 /* Takes over the reference on ns, also when it fails (NULL). */
@@ -90,11 +102,10 @@ long rust_loopfs_ctl_ioctl(void *instance, unsigned int cmd, unsigned long arg);
 /* Rust: devices (the disk's private reference). */
 int rust_loopfs_dev_open(void *dev);
 bool rust_loopfs_dev_visible(void *dev);
-void rust_loopfs_dev_last_close(void *dev);
+void rust_loopfs_dev_last_close(void *dev, struct gendisk *disk);
 int rust_loopfs_dev_ioctl(void *dev, struct block_device *bdev,
 			  blk_mode_t mode, unsigned int cmd, unsigned long arg);
 int rust_loopfs_dev_do_request(void *dev, struct request *rq);
-void rust_loopfs_dev_put(void *dev);
 
 /* Rust: the values the sysfs loop/ attributes show. */
 struct loopfs_dev_info {

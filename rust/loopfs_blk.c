@@ -7,8 +7,10 @@
  * request with an error; this file supplies those mechanisms and leaves
  * every decision to loopfs_main.rs.
  *
- * Each disk's private_data is a struct loopfs_disk that owns one reference
- * to the Rust device, dropped when the gendisk is freed.
+ * Each disk's private_data is a struct loopfs_disk holding a reference to
+ * the Rust device, which loopfs_disk_destroy() hands back after
+ * del_gendisk(): no callback of a deleted disk runs, so there is no
+ * free_disk, and nothing of this module runs after the gendisk is gone.
  */
 
 #include <linux/blk-cgroup.h>
@@ -32,6 +34,8 @@
 
 static int loopfs_major;
 static DEFINE_IDA(loopfs_minor_ida);
+/* Removals of the devices of unmounted instances (see device.rs). */
+static struct workqueue_struct *loopfs_reap_wq;
 
 struct loopfs_disk {
 	struct blk_mq_tag_set tag_set;
@@ -127,7 +131,7 @@ static void loopfs_bdev_release(struct gendisk *disk)
 	struct loopfs_disk *ld = disk->private_data;
 
 	if (disk_openers(disk) == 0)
-		rust_loopfs_dev_last_close(ld->dev);
+		rust_loopfs_dev_last_close(ld->dev, disk);
 }
 
 static int loopfs_bdev_ioctl(struct block_device *bdev, blk_mode_t mode,
@@ -136,16 +140,6 @@ static int loopfs_bdev_ioctl(struct block_device *bdev, blk_mode_t mode,
 	struct loopfs_disk *ld = bdev->bd_disk->private_data;
 
 	return rust_loopfs_dev_ioctl(ld->dev, bdev, mode, cmd, arg);
-}
-
-static void loopfs_free_disk(struct gendisk *disk)
-{
-	struct loopfs_disk *ld = disk->private_data;
-
-	destroy_workqueue(ld->wq);
-	ida_free(&loopfs_minor_ida, ld->minor);
-	rust_loopfs_dev_put(ld->dev);
-	kfree(ld);
 }
 
 /*
@@ -166,7 +160,6 @@ static const struct block_device_operations loopfs_bdev_ops = {
 	.release	= loopfs_bdev_release,
 	.ioctl		= loopfs_bdev_ioctl,
 	.compat_ioctl	= blkdev_compat_ptr_ioctl,
-	.free_disk	= loopfs_free_disk,
 };
 
 /*
@@ -341,15 +334,67 @@ out_free:
 	return ERR_PTR(err);
 }
 
-void loopfs_disk_destroy(struct gendisk *disk)
+/*
+ * Deletes the disk and returns the device reference it held. After
+ * del_gendisk() no callback runs: the caller made sure nobody has the disk
+ * open (under open_mutex), the queue is drained and torn down, and the sysfs
+ * attributes are gone with their readers.
+ */
+void *loopfs_disk_destroy(struct gendisk *disk)
 {
 	struct loopfs_disk *ld = disk->private_data;
+	void *dev = ld->dev;
 
 	/* The host saw the add: let it see the remove. */
 	dev_set_uevent_suppress(disk_to_dev(disk), 0);
 	del_gendisk(disk);
+	destroy_workqueue(ld->wq);
 	blk_mq_free_tag_set(&ld->tag_set);
+	ida_free(&loopfs_minor_ida, ld->minor);
 	put_disk(disk);
+	kfree(ld);
+	return dev;
+}
+
+void loopfs_disk_get(struct gendisk *disk)
+{
+	get_device(disk_to_dev(disk));
+}
+
+void loopfs_disk_put(struct gendisk *disk)
+{
+	put_disk(disk);
+}
+
+void loopfs_disk_lock_open(struct gendisk *disk)
+{
+	mutex_lock(&disk->open_mutex);
+}
+
+void loopfs_disk_unlock_open(struct gendisk *disk)
+{
+	mutex_unlock(&disk->open_mutex);
+}
+
+struct gendisk *loopfs_bdev_disk(struct block_device *bdev)
+{
+	return bdev->bd_disk;
+}
+
+/* Lockdep-aware mutex calls: macros in some configurations. */
+void loopfs_mutex_lock(struct mutex *lock)
+{
+	mutex_lock(lock);
+}
+
+int loopfs_mutex_lock_killable(struct mutex *lock)
+{
+	return mutex_lock_killable(lock);
+}
+
+void loopfs_mutex_unlock(struct mutex *lock)
+{
+	mutex_unlock(lock);
 }
 
 /* Whether file is a loopfs disk or one of its partitions, of any instance. */
@@ -378,7 +423,7 @@ int loopfs_disk_openers(struct gendisk *disk)
 
 int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 			   u32 max_discard_sectors, u32 discard_granularity,
-			   bool write_cache)
+			   bool write_cache, bool rotational)
 {
 	struct queue_limits lim = queue_limits_start_update(disk->queue);
 
@@ -388,6 +433,8 @@ int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 	lim.features &= ~(BLK_FEAT_WRITE_CACHE | BLK_FEAT_ROTATIONAL);
 	if (write_cache)
 		lim.features |= BLK_FEAT_WRITE_CACHE;
+	if (rotational)
+		lim.features |= BLK_FEAT_ROTATIONAL;
 	lim.max_hw_discard_sectors = max_discard_sectors;
 	lim.max_write_zeroes_sectors = max_discard_sectors;
 	lim.discard_granularity = max_discard_sectors ? discard_granularity : 0;
@@ -544,6 +591,19 @@ s64 loopfs_file_size(struct file *file)
 	return i_size_read(file->f_mapping->host);
 }
 
+/* Whether the device under file, if any, is rotational (as loop.c). */
+bool loopfs_file_bdev_rotational(struct file *file)
+{
+	struct inode *inode = file->f_mapping->host;
+	struct block_device *bdev = NULL;
+
+	if (S_ISBLK(inode->i_mode))
+		bdev = I_BDEV(inode);
+	else if (inode->i_sb->s_bdev)
+		bdev = inode->i_sb->s_bdev;
+	return bdev && !bdev_nonrot(bdev);
+}
+
 /* Logical block size of the device under file, 0 if there is none. */
 unsigned int loopfs_file_bdev_block_size(struct file *file)
 {
@@ -594,25 +654,35 @@ u64 loopfs_current_fsize_limit(void)
 	return rlimit(RLIMIT_FSIZE);
 }
 
-/* Every device pins the module until its gendisk is freed. */
-void loopfs_module_get(void)
+struct workqueue_struct *loopfs_reap_queue(void)
 {
-	__module_get(THIS_MODULE);
-}
-
-void loopfs_module_put(void)
-{
-	module_put(THIS_MODULE);
+	return loopfs_reap_wq;
 }
 
 int loopfs_blk_init(void)
 {
+	loopfs_reap_wq = alloc_workqueue("loopfs_reap", 0, 0);
+	if (!loopfs_reap_wq)
+		return -ENOMEM;
 	loopfs_major = register_blkdev(0, "loopfs");
-	return loopfs_major < 0 ? loopfs_major : 0;
+	if (loopfs_major < 0) {
+		destroy_workqueue(loopfs_reap_wq);
+		return loopfs_major;
+	}
+	return 0;
+}
+
+/* Runs what is queued for removal and takes the queue away. */
+void loopfs_blk_drain(void)
+{
+	destroy_workqueue(loopfs_reap_wq);
+	loopfs_reap_wq = NULL;
 }
 
 void loopfs_blk_exit(void)
 {
+	if (loopfs_reap_wq)
+		destroy_workqueue(loopfs_reap_wq);
 	unregister_blkdev(loopfs_major, "loopfs");
 	ida_destroy(&loopfs_minor_ida);
 }

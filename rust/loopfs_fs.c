@@ -253,8 +253,7 @@ static int loopfs_fs_context_reconfigure(struct fs_context *fc)
 {
 	struct loopfs_fs_context *ctx = fc->fs_private;
 
-	if (ctx->max)
-		rust_loopfs_instance_set_max(fc->root->d_sb->s_fs_info, ctx->max);
+	rust_loopfs_instance_set_max(fc->root->d_sb->s_fs_info, ctx->max);
 	return 0;
 }
 

@@ -30,8 +30,8 @@ mod sys;
 #[path = "loopfs/uapi.rs"]
 mod uapi;
 
-use device::{Device, Registry};
-use sys::{Bdev, Request, SuperBlock, UserNs};
+use device::{Device, Registry, MAX_PART_NODES};
+use sys::{Bdev, Disk, KillableMutex, Request, SuperBlock, UserNs};
 
 module! {
     type: LoopfsModule,
@@ -46,22 +46,27 @@ const MAX_PER_INSTANCE: u32 = 1 << 20;
 
 struct LoopfsModule {
     /// Dropped after `drop()` unregistered everything.
-    _registry: Registry,
+    registry: Registry,
 }
 
 impl kernel::Module for LoopfsModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let registry = Registry::new()?;
         sys::register()?;
-        Ok(LoopfsModule {
-            _registry: registry,
-        })
+        Ok(LoopfsModule { registry })
     }
 }
 
 impl Drop for LoopfsModule {
     fn drop(&mut self) {
-        sys::unregister();
+        // Nothing is mounted and nobody has a disk open (either would pin the
+        // module): what is left are orphans, queued for removal or not.
+        sys::unregister_and_drain();
+        let left = self.registry.remove_orphans();
+        if left != 0 {
+            pr_err!("{} devices left at module exit\n", left);
+        }
+        sys::unregister_blk();
     }
 }
 
@@ -72,14 +77,25 @@ pub(crate) struct Instance {
     pub(crate) user_ns: UserNs,
     /// Most devices of this instance; 0 means no per-instance limit.
     max: AtomicU32,
+    /// Serialises `loop-control` commands, which may sleep between taking
+    /// a number and inserting its device; killable, as loop.c's.
+    #[pin]
+    ctl: KillableMutex<()>,
     #[pin]
     inner: Mutex<Inner>,
+}
+
+/// A device of the instance and the partition nodes it has there.
+struct Entry {
+    dev: Arc<Device>,
+    /// Which `loopNpM` nodes exist (bit M - 1).
+    part_nodes: u64,
 }
 
 struct Inner {
     /// The superblock while mounted; `None` once it is being killed.
     sb: Option<SuperBlock>,
-    devices: RBTree<u32, Arc<Device>>,
+    devices: RBTree<u32, Entry>,
 }
 
 /// `loopN` for the device, `loopNpM` for its partition M (M > 0).
@@ -91,80 +107,145 @@ pub(crate) fn node_name(number: u32, partition: usize) -> Result<CString> {
     }
 }
 
+/// Removes the nodes of device `number` whose partitions `part_nodes` has.
+fn remove_nodes(sb: &SuperBlock, number: u32, part_nodes: u64) {
+    for i in 0..MAX_PART_NODES {
+        if part_nodes & (1u64 << i) != 0 {
+            if let Ok(name) = node_name(number, i + 1) {
+                sb.remove_node(&name);
+            }
+        }
+    }
+    if let Ok(name) = node_name(number, 0) {
+        sb.remove_node(&name);
+    }
+}
+
 impl Instance {
-    pub(crate) fn is_alive(&self) -> bool {
-        self.inner.lock().sb.is_some()
+    /// Whether `dev` is a device of this instance, which is mounted: if not,
+    /// it is an orphan, to be removed once idle.
+    pub(crate) fn holds(&self, dev: &Device) -> bool {
+        let inner = self.inner.lock();
+        inner.sb.is_some()
+            && inner
+                .devices
+                .get(&dev.number)
+                .is_some_and(|e| core::ptr::eq(&*e.dev, dev))
     }
 
-    /// Runs `f` on the superblock, under the instance lock, if mounted.
-    pub(crate) fn with_sb(&self, f: impl FnOnce(&SuperBlock)) {
-        if let Some(sb) = &self.inner.lock().sb {
-            f(sb);
+    /// Makes the instance's `loopNpM` nodes of `dev` match the partitions of
+    /// its disk, read under the instance lock.
+    pub(crate) fn sync_partition_nodes(&self, dev: &Device, disk: Disk<'_>) {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let (Some(sb), Some(entry)) = (inner.sb.as_ref(), inner.devices.get_mut(&dev.number))
+        else {
+            return;
+        };
+        if !core::ptr::eq(&*entry.dev, dev) {
+            return;
+        }
+        let devts = disk.partitions::<MAX_PART_NODES>();
+        for (i, &devt) in devts.iter().enumerate() {
+            let bit = 1u64 << i;
+            let Ok(name) = node_name(dev.number, i + 1) else {
+                continue;
+            };
+            if entry.part_nodes & bit != 0 {
+                sb.remove_node(&name);
+                entry.part_nodes &= !bit;
+            }
+            if devt != 0 && sb.add_node(&name, devt).is_ok() {
+                entry.part_nodes |= bit;
+            }
         }
     }
 
     /// `LOOP_CTL_ADD`: a device numbered `req`, or the first free number if
-    /// `req` is negative (`loop_add()`).
+    /// `req` is negative (`loop_add()`). The caller holds `ctl`.
     fn add(self: &Arc<Self>, req: i32) -> Result<i32> {
-        let mut inner = self.inner.lock();
-        let number = match u32::try_from(req) {
-            Ok(n) if inner.devices.get(&n).is_some() => return Err(EEXIST),
-            Ok(n) => n,
-            Err(_) => {
-                let mut n = 0;
-                for &used in inner.devices.keys() {
-                    if used != n {
-                        break;
+        let number = {
+            let inner = self.inner.lock();
+            let number = match u32::try_from(req) {
+                Ok(n) if inner.devices.get(&n).is_some() => return Err(EEXIST),
+                Ok(n) => n,
+                Err(_) => {
+                    let mut n = 0;
+                    for &used in inner.devices.keys() {
+                        if used != n {
+                            break;
+                        }
+                        n += 1;
                     }
-                    n += 1;
+                    n
                 }
-                n
+            };
+            let max = self.max.load(Ordering::Relaxed);
+            if max != 0 && inner.devices.keys().count() >= max as usize {
+                return Err(ENOSPC);
             }
+            number
         };
-        let max = self.max.load(Ordering::Relaxed);
-        if max != 0 && inner.devices.keys().count() >= max as usize {
-            return Err(ENOSPC);
-        }
         let name = node_name(number, 0)?;
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        // The disk is made, and on failure deleted, with no lock held.
         let dev = Device::new(number, self.clone())?;
-        let devt = dev.add_disk()?;
-        let sb = inner.sb.as_ref().ok_or(ENODEV);
-        if let Err(err) = sb.and_then(|sb| sb.add_node(&name, devt)) {
-            if dev.mark_deleting(false).is_ok() {
-                dev.destroy_disk();
+        let added = dev.devt().and_then(|devt| {
+            let mut inner = self.inner.lock();
+            inner.sb.as_ref().ok_or(ENODEV)?.add_node(&name, devt)?;
+            let entry = Entry {
+                dev: dev.clone(),
+                part_nodes: 0,
+            };
+            inner.devices.insert(reservation.into_node(number, entry));
+            Ok(())
+        });
+        if let Err(err) = added {
+            match dev.start_removal(false) {
+                Ok(removal) => removal.finish(),
+                // Opened meanwhile through a node made elsewhere: removed on
+                // its last close.
+                Err(_) => device::orphan_add(&dev),
             }
             return Err(err);
         }
-        inner.devices.insert(reservation.into_node(number, dev));
         Ok(number as i32)
     }
 
-    /// `LOOP_CTL_REMOVE` (`loop_control_remove()`).
+    /// `LOOP_CTL_REMOVE` (`loop_control_remove()`). The caller holds `ctl`.
     fn remove(&self, number: i32) -> Result<i32> {
         let number = u32::try_from(number).map_err(|_| EINVAL)?;
-        let mut inner = self.inner.lock();
-        let dev = inner.devices.get(&number).ok_or(ENODEV)?.clone();
-        dev.mark_deleting(false)?;
-        inner.devices.remove(&number);
-        if let Some(sb) = &inner.sb {
-            dev.remove_nodes(sb);
+        let dev = match self.inner.lock().devices.get(&number) {
+            Some(entry) => entry.dev.clone(),
+            None => return Err(ENODEV),
+        };
+        let removal = dev.start_removal(false)?;
+        // Gone from the instance before the disk goes.
+        {
+            let mut inner = self.inner.lock();
+            let entry = inner.devices.remove(&number);
+            if let (Some(sb), Some(entry)) = (&inner.sb, &entry) {
+                remove_nodes(sb, number, entry.part_nodes);
+            }
         }
-        drop(inner);
-        dev.destroy_disk();
+        removal.finish();
         Ok(0)
     }
 
-    /// `LOOP_CTL_GET_FREE`: an unbound device, made if there is none.
+    /// `LOOP_CTL_GET_FREE`: an unbound device, made if there is none. The
+    /// caller holds `ctl`.
     fn get_free(self: &Arc<Self>) -> Result<i32> {
-        {
-            let inner = self.inner.lock();
-            for (&number, dev) in inner.devices.iter() {
-                if dev.is_free() {
-                    return Ok(number as i32);
-                }
+        let mut devices = KVec::new();
+        for (&number, entry) in self.inner.lock().devices.iter() {
+            devices.push((number, entry.dev.clone()), GFP_KERNEL)?;
+        }
+        // Device states are never taken under the instance lock.
+        for (number, dev) in &devices {
+            if dev.is_free() {
+                return Ok(*number as i32);
             }
         }
+        drop(devices);
         self.add(-1)
     }
 
@@ -172,6 +253,7 @@ impl Instance {
         if !self.user_ns.capable_sys_admin() {
             return Err(EPERM);
         }
+        let _ctl = self.ctl.lock()?;
         // As loop.c, the argument is an int.
         let arg = arg as i32;
         match cmd {
@@ -182,8 +264,8 @@ impl Instance {
         }
     }
 
-    /// The superblock is going away: remove the idle devices now; the ones
-    /// still open remove themselves on their last close.
+    /// The superblock is going away: remove the idle devices now; the others
+    /// become orphans, removed on their last close or at module exit.
     fn shutdown(&self) {
         let mut devices = {
             let mut inner = self.inner.lock();
@@ -192,10 +274,17 @@ impl Instance {
         };
         while let Some(cursor) = devices.cursor_front() {
             let (_, node) = cursor.remove_current();
-            let (_, dev) = node.to_key_value();
-            if dev.mark_deleting(true).is_ok() {
-                dev.destroy_disk();
-            }
+            let (_, entry) = node.to_key_value();
+            // An orphan until removed, by whoever gets there first.
+            device::orphan_add(&entry.dev);
+            entry.dev.reap();
+        }
+    }
+
+    /// `max=` on remount; 0 means the option was not given.
+    fn reconfigure(&self, max: u32) {
+        if max != 0 {
+            self.max.store(max, Ordering::Relaxed);
         }
     }
 }
@@ -219,8 +308,8 @@ unsafe fn instance<'a>(ptr: *mut c_void) -> ArcBorrow<'a, Instance> {
 ///
 /// `ptr` must be the device reference a live loopfs disk holds.
 unsafe fn device<'a>(ptr: *mut c_void) -> ArcBorrow<'a, Device> {
-    // SAFETY: The disk holds this reference until `rust_loopfs_dev_put`,
-    // which runs after every other callback.
+    // SAFETY: The disk holds this reference until `loopfs_disk_destroy()`
+    // hands it back after `del_gendisk()`, after which no callback runs.
     unsafe { <Arc<Device> as ForeignOwnable>::borrow(ptr) }
 }
 
@@ -254,6 +343,11 @@ unsafe extern "C" fn rust_loopfs_instance_new(
         pin_init!(Instance {
             user_ns,
             max: AtomicU32::new(max),
+            ctl <- KillableMutex::new(
+                (),
+                kernel::c_str!("loopfs::Instance::ctl"),
+                kernel::static_lock_class!(),
+            ),
             inner <- new_mutex!(Inner {
                 sb,
                 devices: RBTree::new(),
@@ -300,7 +394,7 @@ extern "C" fn rust_loopfs_max_valid(max: u32) -> bool {
 #[no_mangle]
 unsafe extern "C" fn rust_loopfs_instance_set_max(ptr: *mut c_void, max: u32) {
     // SAFETY: Guaranteed by the function's safety requirements.
-    unsafe { instance(ptr) }.max.store(max, Ordering::Relaxed);
+    unsafe { instance(ptr) }.reconfigure(max);
 }
 
 /// # Safety
@@ -349,10 +443,14 @@ unsafe extern "C" fn rust_loopfs_dev_visible(dev: *mut c_void) -> bool {
 /// `dev` must be a live disk's device pointer (see [`device`]); the disk's
 /// `open_mutex` is held and it has no opener left.
 #[no_mangle]
-unsafe extern "C" fn rust_loopfs_dev_last_close(dev: *mut c_void) {
+unsafe extern "C" fn rust_loopfs_dev_last_close(dev: *mut c_void, disk: *mut bindings::gendisk) {
+    // SAFETY: The block layer keeps the disk during its release callback.
+    let Some(disk) = (unsafe { Disk::from_raw(disk) }) else {
+        return;
+    };
     // SAFETY: Guaranteed by the function's safety requirements.
     let dev: Arc<Device> = unsafe { device(dev) }.into();
-    dev.last_close();
+    dev.last_close(disk);
 }
 
 /// # Safety
@@ -386,17 +484,6 @@ unsafe extern "C" fn rust_loopfs_dev_do_request(
     let rq = unsafe { Request::from_raw(rq) };
     // SAFETY: Guaranteed by the function's safety requirements.
     unsafe { device(dev) }.do_request(&rq)
-}
-
-/// The disk is freed: drop its device reference.
-///
-/// # Safety
-///
-/// `dev` must be the reference the disk held; it is not used again.
-#[no_mangle]
-unsafe extern "C" fn rust_loopfs_dev_put(dev: *mut c_void) {
-    // SAFETY: Guaranteed by the function's safety requirements.
-    drop(unsafe { <Arc<Device> as ForeignOwnable>::from_foreign(dev) });
 }
 
 /// `struct loopfs_dev_info`.

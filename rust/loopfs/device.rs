@@ -1,21 +1,46 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One loop device of an instance: its state machine, the loop ioctls with
+//! One loop device of an instance: its lifecycle, the loop ioctls with
 //! loop.c's semantics and errnos, and file-backed I/O.
+//!
+//! # Lifecycle
+//!
+//! A device's whole state is one [`State`] behind one mutex. The owner of
+//! its gendisk ([`OwnedDisk`]) lives inside the states in which the disk
+//! exists, so nothing reaches the disk once removal has begun, and every
+//! transition that starts a teardown moves what it tears down out of the
+//! state under the lock: a second teardown finds nothing to tear down. The
+//! disk is deleted by dropping its owner, with no loopfs lock held.
+//!
+//! Callbacks of the disk (open, release, ioctls, requests, sysfs) borrow it
+//! for their duration. Requests and sysfs readers see only [`Io`], a
+//! snapshot under a spinlock that the state mutex's holder publishes, so
+//! that they never wait for an ioctl.
+//!
+//! Lock order: the disk's `open_mutex`, then a device's state, or then the
+//! instance's lock; a device's state and the instance's lock are never held
+//! together; the I/O spinlock is innermost. `open_mutex` is never taken with
+//! a state held: partition rescans run after it is dropped.
+//!
+//! Devices do not pin the module. Those of an unmounted instance that could
+//! not be removed at once (open, or being detached) are *orphans*: the
+//! [`Registry`] keeps them, their last close removes them from a work queue
+//! that module exit drains, and module exit removes whatever is left.
 
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use kernel::{
     bindings,
     error::code::*,
-    new_mutex, new_spinlock, new_work,
+    new_spinlock, new_work,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
     sync::{Arc, Mutex, SpinLock},
     uaccess::UserSlice,
-    workqueue::{self, impl_has_work, Work, WorkItem},
+    workqueue::{impl_has_work, Work, WorkItem},
 };
 
-use crate::sys::{self, Bdev, Cred, Disk, FileRef, Request, UserNs};
+use crate::sys::{
+    self, Bdev, Cred, Disk, FileRef, KillableMutex, Limits, OwnedDisk, Request, UserNs,
+};
 use crate::uapi::*;
 use crate::Instance;
 
@@ -28,58 +53,102 @@ const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
 const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
 
 /// Partitions that get a node in the instance: `loopNp1` to `loopNp64`.
-const MAX_PART_NODES: usize = 64;
+pub(crate) const MAX_PART_NODES: usize = 64;
 
-/// How many devices exist, in all and per user namespace.
+/// How many devices exist, in all and per user namespace, and the orphans.
 pub(crate) struct Counts {
     total: u32,
     /// Devices of the instances of a namespace and its descendants, keyed by
     /// the namespace's address; only namespaces with devices are here.
     per_ns: RBTree<usize, u32>,
+    /// Devices of unmounted instances not removed yet, by address.
+    orphans: RBTree<usize, Arc<Device>>,
 }
 
-/// The module's device counts, set while the module is loaded.
-static COUNTS: AtomicPtr<Mutex<Counts>> = AtomicPtr::new(core::ptr::null_mut());
+/// The module's registry, set while the module is loaded.
+static COUNTS: core::sync::atomic::AtomicPtr<Mutex<Counts>> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 
-/// Owns the device counts; the module holds it from init to exit.
+/// Owns the registry; the module holds it from init to exit.
 pub(crate) struct Registry {
-    _counts: Arc<Mutex<Counts>>,
+    counts: Arc<Mutex<Counts>>,
 }
 
 impl Registry {
     pub(crate) fn new() -> Result<Self> {
         let counts = Arc::pin_init(
-            new_mutex!(Counts {
+            kernel::new_mutex!(Counts {
                 total: 0,
                 per_ns: RBTree::new(),
+                orphans: RBTree::new(),
             }),
             GFP_KERNEL,
         )?;
         COUNTS.store(
             core::ptr::from_ref::<Mutex<Counts>>(&counts).cast_mut(),
-            Ordering::Release,
+            core::sync::atomic::Ordering::Release,
         );
-        Ok(Registry { _counts: counts })
+        Ok(Registry { counts })
+    }
+
+    /// Module exit, once nothing else runs loopfs code: removes the orphans
+    /// left. Returns how many devices still exist (none, if all is well).
+    pub(crate) fn remove_orphans(&self) -> u32 {
+        loop {
+            let orphan = {
+                let mut counts = self.counts.lock();
+                let Some(cursor) = counts.orphans.cursor_front() else {
+                    break;
+                };
+                let (_, node) = cursor.remove_current();
+                node.to_key_value().1
+            };
+            // Outside the lock: the last reference may go here.
+            orphan.reap();
+        }
+        self.counts.lock().total
     }
 }
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        COUNTS.store(core::ptr::null_mut(), Ordering::Release);
+        COUNTS.store(
+            core::ptr::null_mut(),
+            core::sync::atomic::Ordering::Release,
+        );
     }
 }
 
 fn counts() -> Result<&'static Mutex<Counts>> {
-    let counts = COUNTS.load(Ordering::Acquire);
+    let counts = COUNTS.load(core::sync::atomic::Ordering::Acquire);
     // SAFETY: The pointer is set at module init, before the filesystem is
-    // registered, and cleared at module exit, after it is unregistered and
-    // the last device slot is gone (each pins the module). Devices are only
-    // made and dropped in between, while the `Registry` owns the counts.
+    // registered, and cleared at module exit, after it is unregistered, the
+    // removal queue is drained and the orphans are removed: devices are made
+    // and dropped only in between, while the `Registry` owns the counts.
     unsafe { counts.as_ref() }.ok_or(ENODEV)
 }
 
+/// Keeps `dev` for module exit until its removal. An allocation failure
+/// only loses that safety net: the removal still comes with its last close.
+pub(crate) fn orphan_add(dev: &Arc<Device>) {
+    let key = core::ptr::from_ref::<Device>(dev) as usize;
+    if let Ok(node) = RBTreeNode::new(key, dev.clone(), GFP_KERNEL) {
+        if let Ok(counts) = counts() {
+            let old = counts.lock().orphans.insert(node);
+            drop(old);
+        }
+    }
+}
+
+fn orphan_remove(dev: &Device) {
+    let key = core::ptr::from_ref::<Device>(dev) as usize;
+    let orphan = counts().ok().and_then(|c| c.lock().orphans.remove(&key));
+    // Outside the lock: this may be the last reference.
+    drop(orphan);
+}
+
 /// One device counted against `max_devices`, `max_devices_per_userns` and
-/// the reserve of the initial namespace, with the module pinned.
+/// the reserve of the initial namespace.
 pub(crate) struct DeviceSlot {
     /// The instance's namespace: the counts of it and its ancestors.
     ns: UserNs,
@@ -114,7 +183,6 @@ impl DeviceSlot {
             }
         }
         counts.total += 1;
-        sys::module_get();
         Ok(DeviceSlot { ns: ns.clone_ref() })
     }
 }
@@ -133,42 +201,6 @@ impl Drop for DeviceSlot {
                 }
             }
         }
-        sys::module_put();
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum State {
-    /// No backing file.
-    Unbound,
-    /// Serving a backing file.
-    Bound,
-    /// Being unbound on last close.
-    Rundown,
-    /// Being removed.
-    Deleting,
-}
-
-/// What the ioctls configure; under the device mutex (`lo_mutex`).
-struct Ctl {
-    state: State,
-    offset: u64,
-    sizelimit: u64,
-    flags: u32,
-    file_name: [u8; LO_NAME_SIZE],
-    /// The backing file's allocation mask before it was attached.
-    saved_gfp: bindings::gfp_t,
-    /// Whether the `loop/` sysfs attributes are there.
-    sysfs: bool,
-}
-
-impl Ctl {
-    /// Forgets what a configuration set (`__loop_clr_fd()`).
-    fn reset_params(&mut self) {
-        self.offset = 0;
-        self.sizelimit = 0;
-        self.flags = 0;
-        self.file_name = [0; LO_NAME_SIZE];
     }
 }
 
@@ -194,19 +226,182 @@ impl Backing {
     }
 }
 
-/// What the I/O path reads; under a spinlock so that requests never wait
-/// for an ioctl. Changes that must not race with requests freeze the queue.
+/// What `loop_info64` configures.
+#[derive(Clone, Copy)]
+struct Params {
+    offset: u64,
+    sizelimit: u64,
+    flags: u32,
+    file_name: [u8; LO_NAME_SIZE],
+}
+
+impl Params {
+    /// `loop_set_status_from_info()`.
+    fn from_info(info: &LoopInfo64) -> Result<Self> {
+        if info.lo_encrypt_key_size > LO_KEY_SIZE || info.lo_encrypt_type != LO_CRYPT_NONE {
+            return Err(EINVAL);
+        }
+        if info.lo_offset > i64::MAX as u64 || info.lo_sizelimit > i64::MAX as u64 {
+            return Err(sys::eoverflow());
+        }
+        let mut file_name = info.lo_file_name;
+        file_name[LO_NAME_SIZE - 1] = 0;
+        Ok(Params {
+            offset: info.lo_offset,
+            sizelimit: info.lo_sizelimit,
+            flags: info.lo_flags,
+            file_name,
+        })
+    }
+
+    fn read_only(&self) -> bool {
+        self.flags & LO_FLAGS_READ_ONLY != 0
+    }
+
+    fn direct(&self) -> bool {
+        self.flags & LO_FLAGS_DIRECT_IO != 0
+    }
+
+    fn partscan(&self) -> bool {
+        self.flags & LO_FLAGS_PARTSCAN != 0
+    }
+}
+
+/// A bound device's configuration.
+struct Binding {
+    params: Params,
+    backing: Arc<Backing>,
+    /// The backing file's allocation mask before it was attached.
+    saved_gfp: bindings::gfp_t,
+    /// Whether the `loop/` sysfs attributes are there.
+    sysfs: bool,
+    /// `LOOP_CLR_FD` with one opener: detach on its close, open for nobody.
+    rundown: bool,
+}
+
+type Owned = OwnedDisk<Arc<Device>>;
+
+/// Everything a device is, under its one mutex.
+enum State {
+    /// The disk is being made.
+    New,
+    /// No backing file.
+    Unbound(Owned),
+    /// Serving a backing file.
+    Bound(Owned, Binding),
+    /// The one task that moved it here detaches the backing file.
+    Rundown(Owned),
+    /// Removal has begun: the disk is gone or going.
+    Deleting,
+}
+
+impl State {
+    fn owned(&self) -> Option<&Owned> {
+        match self {
+            State::Unbound(d) | State::Bound(d, _) | State::Rundown(d) => Some(d),
+            State::New | State::Deleting => None,
+        }
+    }
+
+    /// The configuration of a bound device that is not being detached.
+    fn binding(&mut self) -> Result<&mut Binding> {
+        match self {
+            State::Bound(_, b) if !b.rundown => Ok(b),
+            _ => Err(ENXIO),
+        }
+    }
+
+    /// `Unbound` to `Bound`; gives the binding back in any other state.
+    fn bind(&mut self, binding: Binding) -> core::result::Result<(), Binding> {
+        match core::mem::replace(self, State::Deleting) {
+            State::Unbound(disk) => {
+                *self = State::Bound(disk, binding);
+                Ok(())
+            }
+            other => {
+                *self = other;
+                Err(binding)
+            }
+        }
+    }
+
+    /// `Bound` to `Rundown` if `detach` says so: the caller gets the binding
+    /// and must detach it, then call [`State::finish_rundown`].
+    fn start_rundown(&mut self, detach: impl FnOnce(&Binding) -> bool) -> Option<Binding> {
+        match core::mem::replace(self, State::Deleting) {
+            State::Bound(disk, binding) if detach(&binding) => {
+                *self = State::Rundown(disk);
+                Some(binding)
+            }
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
+
+    fn finish_rundown(&mut self) {
+        match core::mem::replace(self, State::Deleting) {
+            State::Rundown(disk) => *self = State::Unbound(disk),
+            other => *self = other,
+        }
+    }
+
+    /// To `Deleting` if nobody has the disk open and it is unbound (or
+    /// bound, with `bound_ok`): `EBUSY` otherwise, `ENXIO` if there is no
+    /// disk. The caller holds the disk's `open_mutex`.
+    fn start_removal(&mut self, bound_ok: bool) -> Result<Removal> {
+        let idle = |disk: &Owned| disk.disk().openers() == 0;
+        match core::mem::replace(self, State::Deleting) {
+            State::Unbound(disk) if idle(&disk) => Ok(Removal {
+                disk,
+                binding: None,
+            }),
+            State::Bound(disk, binding) if bound_ok && !binding.rundown && idle(&disk) => {
+                Ok(Removal {
+                    disk,
+                    binding: Some(binding),
+                })
+            }
+            other => {
+                let err = match other {
+                    State::New | State::Deleting => ENXIO,
+                    _ => EBUSY,
+                };
+                *self = other;
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A removal that [`State::start_removal`] started: [`Removal::finish`]
+/// deletes the disk and then lets the backing file go.
+pub(crate) struct Removal {
+    disk: Owned,
+    binding: Option<Binding>,
+}
+
+impl Removal {
+    /// Call with no loopfs lock held.
+    pub(crate) fn finish(self) {
+        let Removal { disk, binding } = self;
+        // Deletes the disk: drains its requests, which hold the file.
+        drop(disk);
+        if let Some(binding) = binding {
+            binding.backing.file.restore_gfp(binding.saved_gfp);
+        }
+    }
+}
+
+/// What the I/O path and the sysfs attributes read; published by the holder
+/// of the state mutex. Changes that must not race with requests freeze the
+/// queue around the publication.
 struct Io {
     backing: Option<Arc<Backing>>,
     offset: u64,
-    read_only: bool,
-    direct: bool,
-}
-
-impl Io {
-    fn file(&self) -> Option<&FileRef> {
-        self.backing.as_ref().map(|b| &b.file)
-    }
+    sizelimit: u64,
+    flags: u32,
 }
 
 /// What the sysfs `loop/` attributes show.
@@ -215,41 +410,6 @@ pub(crate) struct Info {
     pub(crate) offset: u64,
     pub(crate) sizelimit: u64,
     pub(crate) flags: u32,
-}
-
-#[pin_data]
-pub(crate) struct Device {
-    /// Number within the instance: the node is `loop<number>`.
-    pub(crate) number: u32,
-    pub(crate) instance: Arc<Instance>,
-    /// Set once the disk exists; cleared when it is destroyed.
-    disk: AtomicPtr<bindings::gendisk>,
-    /// Which `loopNpM` nodes exist (bit M - 1); changed under the
-    /// instance's lock.
-    part_nodes: AtomicU64,
-    #[pin]
-    ctl: Mutex<Ctl>,
-    #[pin]
-    io: SpinLock<Io>,
-    #[pin]
-    reap: Work<Device>,
-    _slot: DeviceSlot,
-}
-
-impl_has_work! {
-    impl HasWork<Self> for Device { self.reap }
-}
-
-/// Removes a device of a dead instance once it is idle, outside the release
-/// path (which holds the disk's `open_mutex` that removal takes).
-impl WorkItem for Device {
-    type Pointer = Arc<Device>;
-
-    fn run(this: Arc<Device>) {
-        if this.mark_deleting(true).is_ok() {
-            this.destroy_disk();
-        }
-    }
 }
 
 /// Size in sectors of `file` seen through `offset` and `sizelimit` (`get_size()`).
@@ -323,227 +483,190 @@ fn discard_config(file: &FileRef) -> (u32, u32) {
     }
 }
 
+#[pin_data]
+pub(crate) struct Device {
+    /// Number within the instance: the node is `loop<number>`.
+    pub(crate) number: u32,
+    pub(crate) instance: Arc<Instance>,
+    #[pin]
+    state: KillableMutex<State>,
+    #[pin]
+    io: SpinLock<Io>,
+    #[pin]
+    reap: Work<Device>,
+    _slot: DeviceSlot,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Device { self.reap }
+}
+
+/// Removes an orphan once it is idle, outside the release path (which holds
+/// the disk's `open_mutex` that removal takes).
+impl WorkItem for Device {
+    type Pointer = Arc<Device>;
+
+    fn run(this: Arc<Device>) {
+        this.reap();
+    }
+}
+
 impl Device {
+    /// Makes device `number` of `instance` with its disk, unbound.
     pub(crate) fn new(number: u32, instance: Arc<Instance>) -> Result<Arc<Self>> {
         let slot = DeviceSlot::reserve(&instance.user_ns)?;
-        Arc::pin_init(
+        let dev = Arc::pin_init(
             pin_init!(Device {
                 number,
                 instance,
-                disk: AtomicPtr::new(core::ptr::null_mut()),
-                part_nodes: AtomicU64::new(0),
-                ctl <- new_mutex!(Ctl {
-                    state: State::Unbound,
-                    offset: 0,
-                    sizelimit: 0,
-                    flags: 0,
-                    file_name: [0; LO_NAME_SIZE],
-                    saved_gfp: 0,
-                    sysfs: false,
-                }),
+                state <- KillableMutex::new(
+                    State::New,
+                    kernel::c_str!("loopfs::Device::state"),
+                    kernel::static_lock_class!(),
+                ),
                 io <- new_spinlock!(Io {
                     backing: None,
                     offset: 0,
-                    read_only: false,
-                    direct: false,
+                    sizelimit: 0,
+                    flags: 0,
                 }),
-                reap <- new_work!("loopfs::reap"),
+                reap <- new_work!("loopfs::Device::reap"),
                 _slot: slot,
             }),
             GFP_KERNEL,
-        )
+        )?;
+        let disk = OwnedDisk::new(dev.clone())?;
+        *dev.state.lock_uninterruptible() = State::Unbound(disk);
+        Ok(dev)
     }
 
-    /// Creates the gendisk; the disk holds a reference to the device.
-    pub(crate) fn add_disk(self: &Arc<Self>) -> Result<bindings::dev_t> {
-        let foreign = kernel::types::ForeignOwnable::into_foreign(self.clone());
-        match Disk::create(foreign) {
-            Ok(disk) => {
-                self.disk.store(disk.as_raw(), Ordering::Release);
-                Ok(disk.devt())
-            }
-            Err(err) => {
-                // SAFETY: The disk did not take the reference made above.
-                drop(unsafe {
-                    <Arc<Device> as kernel::types::ForeignOwnable>::from_foreign(foreign)
-                });
-                Err(err)
-            }
-        }
+    /// The device number of the disk, while there is one.
+    pub(crate) fn devt(&self) -> Result<bindings::dev_t> {
+        let state = self.state.lock_uninterruptible();
+        state.owned().map(|d| d.disk().devt()).ok_or(ENXIO)
     }
 
-    /// The gendisk, while it exists.
-    fn disk(&self) -> Result<Disk> {
-        // SAFETY: The pointer was stored by `add_disk()` and is cleared by
-        // `destroy_disk()` before the disk is deleted, which only happens with
-        // no opener; every caller either holds the device open or is a
-        // callback of the disk, which keeps it alive.
-        unsafe { Disk::from_raw(self.disk.load(Ordering::Acquire)) }.ok_or(ENXIO)
-    }
-
-    /// Marks the device for removal if it is idle. `EBUSY` if it is bound or
-    /// open (`loop_control_remove()`).
-    pub(crate) fn mark_deleting(&self, bound_ok: bool) -> Result {
-        let mut ctl = self.ctl.lock();
-        let idle = match ctl.state {
-            State::Unbound => true,
-            State::Bound => bound_ok,
-            _ => false,
+    /// Starts removing the device if nobody has it open and it is unbound
+    /// (or bound, with `bound_ok`; `loop_control_remove()`): `EBUSY`
+    /// otherwise, `ENXIO` if removal has begun already.
+    pub(crate) fn start_removal(&self, bound_ok: bool) -> Result<Removal> {
+        // The open_mutex first (lock order), through a counted reference:
+        // with it held, no opener can come between the check and the claim.
+        let counted = {
+            let state = self.state.lock_uninterruptible();
+            state.owned().map(OwnedDisk::counted).ok_or(ENXIO)?
         };
-        let openers = self.disk().map(|d| d.openers()).unwrap_or(0);
-        if !idle || openers > 0 {
-            return Err(EBUSY);
-        }
-        if ctl.state == State::Bound {
-            drop(ctl);
-            self.clear(false);
-            ctl = self.ctl.lock();
-        }
-        ctl.state = State::Deleting;
-        Ok(())
+        let _open = counted.lock_open();
+        let removal = self.state.lock_uninterruptible().start_removal(bound_ok)?;
+        // Requests in flight keep their own reference to the backing file.
+        self.io.lock().backing = None;
+        Ok(removal)
     }
 
-    /// Deletes the gendisk of a device marked `Deleting`.
-    pub(crate) fn destroy_disk(&self) {
-        let disk = self.disk.swap(core::ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: Only one caller gets the non-NULL pointer; the device is
-        // `Deleting`, so nothing else uses the disk any more.
-        if let Some(disk) = unsafe { Disk::from_raw(disk) } {
-            // SAFETY: As above; this is the one destroy of this disk.
-            unsafe { disk.destroy() };
-        }
-    }
-
-    /// Makes the instance's `loopNpM` nodes match the disk's partitions.
-    fn sync_partition_nodes(&self) {
-        let Ok(disk) = self.disk() else {
-            return;
-        };
-        let devts = disk.partitions::<MAX_PART_NODES>();
-        self.instance.with_sb(|sb| {
-            let mut have = self.part_nodes.load(Ordering::Relaxed);
-            for (i, &devt) in devts.iter().enumerate() {
-                let bit = 1u64 << i;
-                let Ok(name) = crate::node_name(self.number, i + 1) else {
-                    continue;
-                };
-                if have & bit != 0 {
-                    sb.remove_node(&name);
-                    have &= !bit;
-                }
-                if devt != 0 && sb.add_node(&name, devt).is_ok() {
-                    have |= bit;
-                }
+    /// Removes an orphan if it is idle; a busy one is reaped on its next
+    /// last close.
+    pub(crate) fn reap(&self) {
+        match self.start_removal(true) {
+            Ok(removal) => {
+                removal.finish();
+                orphan_remove(self);
             }
-            self.part_nodes.store(have, Ordering::Relaxed);
-        });
-    }
-
-    /// Removes the device's nodes from the instance (its lock held).
-    pub(crate) fn remove_nodes(&self, sb: &sys::SuperBlock) {
-        let have = self.part_nodes.swap(0, Ordering::Relaxed);
-        for i in 0..MAX_PART_NODES {
-            if have & (1u64 << i) != 0 {
-                if let Ok(name) = crate::node_name(self.number, i + 1) {
-                    sb.remove_node(&name);
-                }
-            }
-        }
-        if let Ok(name) = crate::node_name(self.number, 0) {
-            sb.remove_node(&name);
+            Err(err) if err == ENXIO => orphan_remove(self),
+            Err(_) => {}
         }
     }
 
-    pub(crate) fn is_free(&self) -> bool {
-        self.ctl.lock().state == State::Unbound
-    }
-
-    /// Whether the current task may use the device: its user namespace is
-    /// the instance's or below it, or it is privileged over the instance's
-    /// (host root). Others see neither the device nor its backing file.
+    /// Opens only for a task whose user namespace is the instance's or below
+    /// it, or that is privileged over the instance's (host root). To others,
+    /// whatever node they made for it, the device does not exist.
     pub(crate) fn visible(&self) -> bool {
         let ns = &self.instance.user_ns;
         ns.current_in() || ns.capable_sys_admin()
     }
 
+    /// `lo_open()`.
     pub(crate) fn open(&self) -> Result {
         if !self.visible() {
             return Err(ENXIO);
         }
-        match self.ctl.lock().state {
-            State::Deleting | State::Rundown => Err(ENXIO),
-            _ => Ok(()),
+        match &*self.state.lock()? {
+            State::Unbound(_) => Ok(()),
+            State::Bound(_, binding) if !binding.rundown => Ok(()),
+            _ => Err(ENXIO),
         }
     }
 
     /// The last opener closed the device (`lo_release()`); the disk's
     /// `open_mutex` is held.
-    pub(crate) fn last_close(self: &Arc<Self>) {
-        let need_clear = {
-            let mut ctl = self.ctl.lock();
-            if ctl.state == State::Bound && ctl.flags & LO_FLAGS_AUTOCLEAR != 0 {
-                ctl.state = State::Rundown;
-            }
-            ctl.state == State::Rundown
-        };
-        if need_clear {
-            self.clear(true);
+    pub(crate) fn last_close(self: &Arc<Self>, disk: Disk<'_>) {
+        let detach = self.state.lock_uninterruptible().start_rundown(|b| {
+            b.rundown || b.params.flags & LO_FLAGS_AUTOCLEAR != 0
+        });
+        if let Some(binding) = detach {
+            self.detach(disk, binding, true);
+            self.state.lock_uninterruptible().finish_rundown();
         }
-        if !self.instance.is_alive() {
-            let _ = workqueue::system().enqueue(self.clone());
+        if !self.instance.holds(self) {
+            // An orphan: removal takes open_mutex, so it runs elsewhere.
+            let _ = sys::reap_queue().enqueue(self.clone());
         }
     }
 
-    /// Detaches the backing file (`__loop_clr_fd()`).
-    fn clear(&self, open_mutex_held: bool) {
-        let backing = self.io.lock().backing.take();
-        let file = backing.as_ref().map(|b| &b.file);
-        let (flags, gfp, sysfs) = {
-            let mut ctl = self.ctl.lock();
-            (ctl.flags, ctl.saved_gfp, core::mem::take(&mut ctl.sysfs))
-        };
-        if let Ok(disk) = self.disk() {
-            let _ = disk.set_limits(512, 0, 0, false);
-            disk.invalidate();
-            if sysfs {
-                disk.sysfs_remove();
-            }
-            disk.uevent_change();
-            disk.force_media_change();
-            if flags & LO_FLAGS_PARTSCAN != 0 {
-                // The device is going away: a failed rescan changes nothing.
-                let _ = disk.rescan(open_mutex_held);
-            }
-            disk.set_partscan(false);
-        }
-        if flags & LO_FLAGS_PARTSCAN != 0 {
-            self.sync_partition_nodes();
-        }
-        if let Some(file) = file {
-            file.restore_gfp(gfp);
-        }
+    /// Publishes a binding's parameters to the I/O path.
+    fn publish(&self, binding: &Binding) {
+        let mut io = self.io.lock();
+        io.backing = Some(binding.backing.clone());
+        io.offset = binding.params.offset;
+        io.sizelimit = binding.params.sizelimit;
+        io.flags = binding.params.flags;
+    }
+
+    /// Detaches the backing file (`__loop_clr_fd()`); the state is `Rundown`,
+    /// owned by the caller.
+    fn detach(&self, disk: Disk<'_>, binding: Binding, open_mutex_held: bool) {
         {
-            let mut ctl = self.ctl.lock();
-            ctl.reset_params();
-            ctl.state = State::Unbound;
+            let _frozen = disk.freeze();
+            *self.io.lock() = Io {
+                backing: None,
+                offset: 0,
+                sizelimit: 0,
+                flags: 0,
+            };
         }
-        // Dropped here, with no lock held: the last fput() may take locks.
-        drop(backing);
-    }
-
-    /// Another reference to the backing file, if one is attached.
-    fn backing_file(&self) -> Option<FileRef> {
-        self.io.lock().file().map(FileRef::clone_ref)
+        let _ = disk.set_limits(&Limits {
+            block_size: 512,
+            max_discard_sectors: 0,
+            discard_granularity: 0,
+            write_cache: false,
+            rotational: false,
+        });
+        disk.invalidate();
+        if binding.sysfs {
+            disk.sysfs_remove();
+        }
+        disk.uevent_change();
+        disk.force_media_change();
+        let partscan = binding.params.partscan();
+        if partscan {
+            // The device is going away: a failed rescan changes nothing.
+            let _ = disk.rescan(open_mutex_held);
+        }
+        disk.set_partscan(false);
+        if partscan {
+            self.instance.sync_partition_nodes(self, disk);
+        }
+        binding.backing.file.restore_gfp(binding.saved_gfp);
+        // The file goes with the binding, with no lock held: the last
+        // fput() may take locks.
     }
 
     pub(crate) fn info(&self) -> Info {
-        let file = self.backing_file();
-        let ctl = self.ctl.lock();
+        let io = self.io.lock();
         Info {
-            file,
-            offset: ctl.offset,
-            sizelimit: ctl.sizelimit,
-            flags: ctl.flags,
+            file: io.backing.as_ref().map(|b| b.file.clone_ref()),
+            offset: io.offset,
+            sizelimit: io.sizelimit,
+            flags: io.flags,
         }
     }
 
@@ -579,34 +702,35 @@ impl Device {
         if !self.instance.user_ns.capable_sys_admin() {
             return Err(EPERM);
         }
+        let disk = bdev.disk()?;
         match cmd {
-            LOOP_SET_FD => self.configure(bdev, mode, &LoopConfig::with_fd(arg as u32)),
+            LOOP_SET_FD => self.configure(bdev, disk, mode, &LoopConfig::with_fd(arg as u32)),
             LOOP_CONFIGURE => {
                 let config: LoopConfig =
                     user(core::mem::size_of::<LoopConfig>()).reader().read()?;
-                self.configure(bdev, mode, &config)
+                self.configure(bdev, disk, mode, &config)
             }
-            LOOP_CHANGE_FD => self.change_fd(arg as u32),
-            LOOP_CLR_FD => self.clr_fd(),
+            LOOP_CHANGE_FD => self.change_fd(disk, arg as u32),
+            LOOP_CLR_FD => self.clr_fd(disk),
             LOOP_SET_STATUS => {
                 let old: LoopInfo = user(core::mem::size_of::<LoopInfo>()).reader().read()?;
-                self.set_status(bdev, &LoopInfo64::from_old(&old))
+                self.set_status(bdev, disk, &LoopInfo64::from_old(&old))
             }
             LOOP_SET_STATUS64 => {
                 let info: LoopInfo64 = user(core::mem::size_of::<LoopInfo64>()).reader().read()?;
-                self.set_status(bdev, &info)
+                self.set_status(bdev, disk, &info)
             }
-            LOOP_SET_CAPACITY => self.set_capacity(),
-            LOOP_SET_DIRECT_IO => self.set_direct_io(arg != 0),
-            LOOP_SET_BLOCK_SIZE => self.set_block_size(bdev, mode, arg),
+            LOOP_SET_CAPACITY => self.set_capacity(disk),
+            LOOP_SET_DIRECT_IO => self.set_direct_io(disk, arg != 0),
+            LOOP_SET_BLOCK_SIZE => self.set_block_size(bdev, disk, mode, arg),
             _ => Err(EINVAL),
         }
         .map(|()| 0)
     }
 
-    /// Rejects the device itself and other loopfs devices as backing files
+    /// Rejects the device itself and loopfs disks as backing files
     /// (`loop_validate_file()` without stacking).
-    fn validate_file(&self, file: &FileRef, disk: &Disk) -> Result {
+    fn validate_file(file: &FileRef, disk: Disk<'_>) -> Result {
         if file.is_block() {
             if file.rdev() == disk.devt() {
                 return Err(EBADF);
@@ -621,125 +745,114 @@ impl Device {
         Ok(())
     }
 
-    /// `loop_set_status_from_info()`: the parameters from `info`.
-    fn params_from_info(ctl: &mut Ctl, info: &LoopInfo64) -> Result {
-        if info.lo_encrypt_key_size > LO_KEY_SIZE || info.lo_encrypt_type != LO_CRYPT_NONE {
-            return Err(EINVAL);
-        }
-        if info.lo_offset > i64::MAX as u64 || info.lo_sizelimit > i64::MAX as u64 {
-            return Err(sys::eoverflow());
-        }
-        ctl.offset = info.lo_offset;
-        ctl.sizelimit = info.lo_sizelimit;
-        ctl.file_name = info.lo_file_name;
-        ctl.file_name[LO_NAME_SIZE - 1] = 0;
-        ctl.flags = info.lo_flags;
-        Ok(())
-    }
-
     /// `LOOP_SET_FD` and `LOOP_CONFIGURE` (`loop_configure()`).
-    fn configure(&self, bdev: &Bdev, mode: u32, config: &LoopConfig) -> Result {
+    fn configure(&self, bdev: &Bdev, disk: Disk<'_>, mode: u32, config: &LoopConfig) -> Result {
         let file = FileRef::fget(config.fd)?;
         check_backing_file(&file)?;
         let _claim = bdev.claim_unless_exclusive(mode)?;
-        let disk = self.disk()?;
         let partscan = {
-            let mut ctl = self.ctl.lock();
-            if ctl.state != State::Unbound {
-                return Err(EBUSY);
+            let mut state = self.state.lock()?;
+            match &*state {
+                State::Unbound(_) => {}
+                State::Bound(..) | State::Rundown(_) => return Err(EBUSY),
+                State::New | State::Deleting => return Err(ENXIO),
             }
-            self.validate_file(&file, &disk)?;
+            Self::validate_file(&file, disk)?;
             if config.info.lo_flags & !CONFIGURE_SETTABLE_FLAGS != 0 {
                 return Err(EINVAL);
             }
             if config.block_size != 0 && !valid_block_size(config.block_size) {
                 return Err(EINVAL);
             }
-            let result = Self::params_from_info(&mut ctl, &config.info)
-                .and_then(|()| self.attach(&mut ctl, &disk, file, mode, config.block_size));
-            if let Err(err) = result {
-                ctl.reset_params();
-                return Err(err);
+            let params = Params::from_info(&config.info)?;
+            let binding = self.attach(disk, file, params, mode, config.block_size)?;
+            let partscan = binding.params.partscan();
+            if state.bind(binding).is_err() {
+                return Err(EBUSY);
             }
-            ctl.flags & LO_FLAGS_PARTSCAN != 0
+            partscan
         };
         if partscan {
-            self.rescan(&disk);
+            self.rescan(disk);
         }
         Ok(())
     }
 
     /// Rereads the partition table and shows its partitions in the instance.
-    fn rescan(&self, disk: &Disk) {
+    fn rescan(&self, disk: Disk<'_>) {
         // As loop.c: a table that cannot be read leaves the device usable.
         let _ = disk.rescan(false);
-        self.sync_partition_nodes();
+        self.instance.sync_partition_nodes(self, disk);
     }
 
-    /// The part of `loop_configure()` after validation, under the lock.
+    /// The queue limits for a backing file (`loop_update_limits()`).
+    fn limits(file: &FileRef, block_size: u32, read_only: bool) -> Limits {
+        let (max_discard_sectors, discard_granularity) = discard_config(file);
+        Limits {
+            block_size,
+            max_discard_sectors,
+            discard_granularity,
+            write_cache: file.can_fsync() && !read_only,
+            rotational: file.bdev_rotational(),
+        }
+    }
+
+    /// The part of `loop_configure()` after validation, under the state
+    /// lock: sets the disk up and returns the binding to store.
     fn attach(
         &self,
-        ctl: &mut Ctl,
-        disk: &Disk,
+        disk: Disk<'_>,
         file: FileRef,
+        mut params: Params,
         mode: u32,
         block_size: u32,
-    ) -> Result {
+    ) -> Result<Binding> {
         let backing = Backing::new(file)?;
         let file = &backing.file;
         if !file.opened_for_write() || mode & BLK_OPEN_WRITE == 0 || !file.can_write_iter() {
-            ctl.flags |= LO_FLAGS_READ_ONLY;
+            params.flags |= LO_FLAGS_READ_ONLY;
         }
-        let read_only = ctl.flags & LO_FLAGS_READ_ONLY != 0;
-        let want_direct = ctl.flags & LO_FLAGS_DIRECT_IO != 0;
+        // With direct I/O, the backing device's block size by default.
         let block_size = match block_size {
-            0 if want_direct => file.bdev_block_size().unwrap_or(512),
+            0 if params.direct() => file.bdev_block_size().unwrap_or(512),
             0 => 512,
             bs => bs,
         };
-        let (max_discard, granularity) = discard_config(file);
-        disk.set_limits(
-            block_size,
-            max_discard,
-            granularity,
-            file.can_fsync() && !read_only,
-        )?;
+        disk.set_limits(&Self::limits(file, block_size, params.read_only()))?;
 
         disk.force_media_change();
-        disk.set_read_only(read_only);
-        let direct = want_direct && can_direct_io(file, ctl.offset, block_size);
-        if !direct {
-            ctl.flags &= !LO_FLAGS_DIRECT_IO;
+        disk.set_read_only(params.read_only());
+        if !can_direct_io(file, params.offset, block_size) {
+            params.flags &= !LO_FLAGS_DIRECT_IO;
         }
-        let sectors = size_sectors(ctl.offset, ctl.sizelimit, file);
-        ctl.saved_gfp = file.set_nofs();
-        *self.io.lock() = Io {
-            backing: Some(backing),
-            offset: ctl.offset,
-            read_only,
-            direct,
+        let sectors = size_sectors(params.offset, params.sizelimit, file);
+        let saved_gfp = file.set_nofs();
+        let binding = Binding {
+            params,
+            backing,
+            saved_gfp,
+            // As loop.c: the device works without the attributes.
+            sysfs: disk.sysfs_add().is_ok(),
+            rundown: false,
         };
+        self.publish(&binding);
         disk.set_capacity(sectors);
-        ctl.state = State::Bound;
-        // As loop.c: the device works without the attributes.
-        ctl.sysfs = disk.sysfs_add().is_ok();
-        if ctl.flags & LO_FLAGS_PARTSCAN != 0 {
+        if binding.params.partscan() {
             disk.set_partscan(true);
         }
         disk.uevent_change();
-        Ok(())
+        Ok(binding)
     }
 
     /// `loop_clr_fd()`: detach on last close.
-    fn clr_fd(&self) -> Result {
-        let mut ctl = self.ctl.lock();
-        if ctl.state != State::Bound {
-            return Err(ENXIO);
+    fn clr_fd(&self, disk: Disk<'_>) -> Result {
+        let mut state = self.state.lock()?;
+        let binding = state.binding()?;
+        binding.params.flags |= LO_FLAGS_AUTOCLEAR;
+        if disk.openers() == 1 {
+            binding.rundown = true;
         }
-        ctl.flags |= LO_FLAGS_AUTOCLEAR;
-        if self.disk()?.openers() == 1 {
-            ctl.state = State::Rundown;
-        }
+        self.io.lock().flags = binding.params.flags;
         Ok(())
     }
 
@@ -747,16 +860,14 @@ impl Device {
     fn status(&self) -> Result<LoopInfo64> {
         let mut info = LoopInfo64::zeroed();
         let file = {
-            let ctl = self.ctl.lock();
-            if ctl.state != State::Bound {
-                return Err(ENXIO);
-            }
+            let mut state = self.state.lock()?;
+            let binding = state.binding()?;
             info.lo_number = self.number;
-            info.lo_offset = ctl.offset;
-            info.lo_sizelimit = ctl.sizelimit;
-            info.lo_flags = ctl.flags;
-            info.lo_file_name = ctl.file_name;
-            self.backing_file().ok_or(ENXIO)?
+            info.lo_offset = binding.params.offset;
+            info.lo_sizelimit = binding.params.sizelimit;
+            info.lo_flags = binding.params.flags;
+            info.lo_file_name = binding.params.file_name;
+            binding.backing.file.clone_ref()
         };
         // Outside the lock: this calls into the backing filesystem.
         let ids = file.ids()?;
@@ -767,141 +878,111 @@ impl Device {
     }
 
     /// `loop_set_status()`.
-    fn set_status(&self, bdev: &Bdev, info: &LoopInfo64) -> Result {
-        let disk = self.disk()?;
+    fn set_status(&self, bdev: &Bdev, disk: Disk<'_>, info: &LoopInfo64) -> Result {
         let partscan = {
-            let mut ctl = self.ctl.lock();
-            if ctl.state != State::Bound {
-                return Err(ENXIO);
-            }
-            let size_changed = ctl.offset != info.lo_offset || ctl.sizelimit != info.lo_sizelimit;
+            let mut state = self.state.lock()?;
+            let binding = state.binding()?;
+            let prev = binding.params;
+            let mut params = Params::from_info(info)?;
+            params.flags &= SET_STATUS_SETTABLE_FLAGS;
+            params.flags |= prev.flags & !SET_STATUS_SETTABLE_FLAGS;
+            params.flags |= prev.flags & !SET_STATUS_CLEARABLE_FLAGS;
+            let size_changed = prev.offset != params.offset || prev.sizelimit != params.sizelimit;
             if size_changed {
                 bdev.sync_and_invalidate();
             }
-            let frozen = disk.freeze();
-            let prev = (ctl.offset, ctl.sizelimit, ctl.flags, ctl.file_name);
-            if let Err(err) = Self::params_from_info(&mut ctl, info) {
-                (ctl.offset, ctl.sizelimit, ctl.flags, ctl.file_name) = prev;
-                return Err(err);
+            {
+                let _frozen = disk.freeze();
+                binding.params = params;
+                self.publish(binding);
+                if size_changed {
+                    let file = &binding.backing.file;
+                    disk.set_capacity(size_sectors(params.offset, params.sizelimit, file));
+                }
             }
-            let prev_flags = prev.2;
-            ctl.flags &= SET_STATUS_SETTABLE_FLAGS;
-            ctl.flags |= prev_flags & !SET_STATUS_SETTABLE_FLAGS;
-            ctl.flags |= prev_flags & !SET_STATUS_CLEARABLE_FLAGS;
-
-            let mut io = self.io.lock();
-            io.offset = ctl.offset;
-            let sectors = io
-                .file()
-                .map(|f| size_sectors(ctl.offset, ctl.sizelimit, f));
-            drop(io);
-            if let Some(sectors) = sectors.filter(|_| size_changed) {
-                disk.set_capacity(sectors);
-            }
-            drop(frozen);
-            let newly = ctl.flags & LO_FLAGS_PARTSCAN != 0 && prev_flags & LO_FLAGS_PARTSCAN == 0;
+            let newly = params.partscan() && !prev.partscan();
             if newly {
                 disk.set_partscan(true);
             }
             newly
         };
         if partscan {
-            self.rescan(&disk);
+            self.rescan(disk);
         }
         Ok(())
     }
 
     /// `loop_change_fd()`: swap the file of a read-only device.
-    fn change_fd(&self, fd: u32) -> Result {
+    fn change_fd(&self, disk: Disk<'_>, fd: u32) -> Result {
         let file = FileRef::fget(fd)?;
         check_backing_file(&file)?;
-        let disk = self.disk()?;
         let (old, partscan) = {
-            let mut ctl = self.ctl.lock();
-            if ctl.state != State::Bound {
-                return Err(ENXIO);
-            }
-            if ctl.flags & LO_FLAGS_READ_ONLY == 0 {
+            let mut state = self.state.lock()?;
+            let binding = state.binding()?;
+            if !binding.params.read_only() {
                 return Err(EINVAL);
             }
-            self.validate_file(&file, &disk)?;
+            Self::validate_file(&file, disk)?;
+            let (offset, sizelimit) = (binding.params.offset, binding.params.sizelimit);
+            if size_sectors(offset, sizelimit, &file)
+                != size_sectors(offset, sizelimit, &binding.backing.file)
             {
-                let io = self.io.lock();
-                let old = io.file().ok_or(ENXIO)?;
-                if size_sectors(ctl.offset, ctl.sizelimit, &file)
-                    != size_sectors(ctl.offset, ctl.sizelimit, old)
-                {
-                    return Err(EINVAL);
-                }
+                return Err(EINVAL);
             }
             let backing = Backing::new(file)?;
             disk.force_media_change();
             let frozen = disk.freeze();
             let gfp = backing.file.set_nofs();
-            let direct = ctl.flags & LO_FLAGS_DIRECT_IO != 0
-                && can_direct_io(&backing.file, ctl.offset, disk.block_size());
-            let old = {
-                let mut io = self.io.lock();
-                io.direct = direct;
-                io.backing.replace(backing)
-            };
-            if let Some(old) = &old {
-                old.file.restore_gfp(ctl.saved_gfp);
+            if !can_direct_io(&backing.file, offset, disk.block_size()) {
+                binding.params.flags &= !LO_FLAGS_DIRECT_IO;
             }
-            ctl.saved_gfp = gfp;
-            if !direct {
-                ctl.flags &= !LO_FLAGS_DIRECT_IO;
-            }
+            let old = core::mem::replace(&mut binding.backing, backing);
+            old.file.restore_gfp(binding.saved_gfp);
+            binding.saved_gfp = gfp;
+            self.publish(binding);
             drop(frozen);
-            (old, ctl.flags & LO_FLAGS_PARTSCAN != 0)
+            (old, binding.params.partscan())
         };
         drop(old);
         if partscan {
-            self.rescan(&disk);
+            self.rescan(disk);
         }
         disk.uevent_change();
         Ok(())
     }
 
     /// `loop_set_capacity()`.
-    fn set_capacity(&self) -> Result {
-        let ctl = self.ctl.lock();
-        if ctl.state != State::Bound {
-            return Err(ENXIO);
-        }
-        let io = self.io.lock();
-        let sectors = size_sectors(ctl.offset, ctl.sizelimit, io.file().ok_or(ENXIO)?);
-        drop(io);
-        self.disk()?.set_capacity(sectors);
+    fn set_capacity(&self, disk: Disk<'_>) -> Result {
+        let mut state = self.state.lock()?;
+        let binding = state.binding()?;
+        let params = &binding.params;
+        disk.set_capacity(size_sectors(
+            params.offset,
+            params.sizelimit,
+            &binding.backing.file,
+        ));
         Ok(())
     }
 
     /// Switches direct I/O; returns whether it is now what was asked.
-    fn update_direct_io(&self, ctl: &mut Ctl, disk: &Disk, want: bool) -> Result<bool> {
-        let file = self.backing_file().ok_or(ENXIO)?;
-        let direct = want && can_direct_io(&file, ctl.offset, disk.block_size());
-        if self.io.lock().direct != direct {
+    fn update_direct_io(&self, binding: &mut Binding, disk: Disk<'_>, want: bool) -> bool {
+        let file = &binding.backing.file;
+        let direct = want && can_direct_io(file, binding.params.offset, disk.block_size());
+        if binding.params.direct() != direct {
             // Write back what buffered I/O left in the page cache first.
             let _ = file.fsync();
             let _frozen = disk.freeze();
-            self.io.lock().direct = direct;
+            binding.params.flags ^= LO_FLAGS_DIRECT_IO;
+            self.publish(binding);
         }
-        if direct {
-            ctl.flags |= LO_FLAGS_DIRECT_IO;
-        } else {
-            ctl.flags &= !LO_FLAGS_DIRECT_IO;
-        }
-        Ok(direct == want)
+        direct == want
     }
 
     /// `loop_set_dio()`.
-    fn set_direct_io(&self, want: bool) -> Result {
-        let disk = self.disk()?;
-        let mut ctl = self.ctl.lock();
-        if ctl.state != State::Bound {
-            return Err(ENXIO);
-        }
-        if self.update_direct_io(&mut ctl, &disk, want)? {
+    fn set_direct_io(&self, disk: Disk<'_>, want: bool) -> Result {
+        let mut state = self.state.lock()?;
+        let binding = state.binding()?;
+        if self.update_direct_io(binding, disk, want) {
             Ok(())
         } else {
             Err(EINVAL)
@@ -909,13 +990,10 @@ impl Device {
     }
 
     /// `loop_set_block_size()`.
-    fn set_block_size(&self, bdev: &Bdev, mode: u32, arg: usize) -> Result {
+    fn set_block_size(&self, bdev: &Bdev, disk: Disk<'_>, mode: u32, arg: usize) -> Result {
         let _claim = bdev.claim_unless_exclusive(mode)?;
-        let disk = self.disk()?;
-        let mut ctl = self.ctl.lock();
-        if ctl.state != State::Bound {
-            return Err(ENXIO);
-        }
+        let mut state = self.state.lock()?;
+        let binding = state.binding()?;
         let block_size = u32::try_from(arg).map_err(|_| EINVAL)?;
         if !valid_block_size(block_size) {
             return Err(EINVAL);
@@ -924,19 +1002,23 @@ impl Device {
             return Ok(());
         }
         bdev.sync_and_invalidate();
-        let (max_discard, granularity, write_cache) = {
-            let io = self.io.lock();
-            let file = io.file().ok_or(ENXIO)?;
-            let (d, g) = discard_config(file);
-            (d, g, file.can_fsync() && !io.read_only)
-        };
+        let limits = Self::limits(
+            &binding.backing.file,
+            block_size,
+            binding.params.read_only(),
+        );
         let result = {
             let _frozen = disk.freeze();
-            disk.set_limits(block_size, max_discard, granularity, write_cache)
+            disk.set_limits(&limits)
         };
-        let want = ctl.flags & LO_FLAGS_DIRECT_IO != 0;
-        self.update_direct_io(&mut ctl, &disk, want)?;
+        let want = binding.params.direct();
+        self.update_direct_io(binding, disk, want);
         result
+    }
+
+    /// Whether the device is unbound (`LOOP_CTL_GET_FREE`).
+    pub(crate) fn is_free(&self) -> bool {
+        matches!(&*self.state.lock_uninterruptible(), State::Unbound(_))
     }
 
     /// Serves one request from the workqueue (`do_req_filebacked()`).
@@ -945,7 +1027,12 @@ impl Device {
         let (backing, offset, read_only, direct) = {
             let io = self.io.lock();
             match &io.backing {
-                Some(backing) => (backing.clone(), io.offset, io.read_only, io.direct),
+                Some(backing) => (
+                    backing.clone(),
+                    io.offset,
+                    io.flags & LO_FLAGS_READ_ONLY != 0,
+                    io.flags & LO_FLAGS_DIRECT_IO != 0,
+                ),
                 None => return EIO.to_errno(),
             }
         };

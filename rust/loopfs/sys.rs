@@ -5,13 +5,16 @@
 //! plumbing in `loopfs_fs.c` and `loopfs_blk.c`. Everything above this module
 //! is safe Rust.
 
-use core::ptr::NonNull;
+use core::{cell::UnsafeCell, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     error::{to_result, Error},
     ffi::{c_char, c_int, c_uint, c_void},
     prelude::*,
     str::CStr,
+    sync::LockClassKey,
+    types::{ForeignOwnable, Opaque},
+    workqueue::Queue,
 };
 
 pub(crate) mod ffi {
@@ -40,8 +43,18 @@ pub(crate) mod ffi {
 
         pub(crate) fn loopfs_blk_init() -> c_int;
         pub(crate) fn loopfs_blk_exit();
+        pub(crate) fn loopfs_blk_drain();
+        pub(crate) fn loopfs_reap_queue() -> *mut bindings::workqueue_struct;
         pub(crate) fn loopfs_disk_create(dev: *mut c_void) -> *mut bindings::gendisk;
-        pub(crate) fn loopfs_disk_destroy(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_disk_destroy(disk: *mut bindings::gendisk) -> *mut c_void;
+        pub(crate) fn loopfs_disk_get(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_disk_put(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_disk_lock_open(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_disk_unlock_open(disk: *mut bindings::gendisk);
+        pub(crate) fn loopfs_bdev_disk(bdev: *mut bindings::block_device) -> *mut bindings::gendisk;
+        pub(crate) fn loopfs_mutex_lock(lock: *mut bindings::mutex);
+        pub(crate) fn loopfs_mutex_lock_killable(lock: *mut bindings::mutex) -> c_int;
+        pub(crate) fn loopfs_mutex_unlock(lock: *mut bindings::mutex);
         pub(crate) fn loopfs_disk_devt(disk: *mut bindings::gendisk) -> bindings::dev_t;
         pub(crate) fn loopfs_disk_queue(
             disk: *mut bindings::gendisk,
@@ -53,6 +66,7 @@ pub(crate) mod ffi {
             max_discard_sectors: u32,
             discard_granularity: u32,
             write_cache: bool,
+            rotational: bool,
         ) -> c_int;
         pub(crate) fn loopfs_disk_block_size(disk: *mut bindings::gendisk) -> c_uint;
         pub(crate) fn loopfs_disk_set_partscan(disk: *mut bindings::gendisk, on: bool);
@@ -83,6 +97,7 @@ pub(crate) mod ffi {
         pub(crate) fn loopfs_get_file(file: *mut bindings::file) -> *mut bindings::file;
         pub(crate) fn loopfs_file_size(file: *mut bindings::file) -> i64;
         pub(crate) fn loopfs_file_bdev_block_size(file: *mut bindings::file) -> c_uint;
+        pub(crate) fn loopfs_file_bdev_rotational(file: *mut bindings::file) -> bool;
         pub(crate) fn loopfs_file_set_nofs(file: *mut bindings::file) -> bindings::gfp_t;
         pub(crate) fn loopfs_file_restore_gfp(file: *mut bindings::file, gfp: bindings::gfp_t);
         pub(crate) fn loopfs_file_is_loopfs_bdev(file: *mut bindings::file) -> bool;
@@ -90,8 +105,6 @@ pub(crate) mod ffi {
         pub(crate) fn loopfs_get_current_cred() -> *const bindings::cred;
         pub(crate) fn loopfs_put_cred(cred: *const bindings::cred);
         pub(crate) fn loopfs_current_fsize_limit() -> u64;
-        pub(crate) fn loopfs_module_get();
-        pub(crate) fn loopfs_module_put();
     }
 }
 
@@ -264,6 +277,12 @@ impl FileRef {
         (size != 0).then_some(size)
     }
 
+    /// Whether the block device under the file, if any, is rotational.
+    pub(crate) fn bdev_rotational(&self) -> bool {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_bdev_rotational(self.as_ptr()) }
+    }
+
     pub(crate) fn fsync(&self) -> Result {
         // SAFETY: The file is alive.
         to_result(unsafe { bindings::vfs_fsync(self.as_ptr(), 0) })
@@ -375,21 +394,112 @@ pub(crate) fn current_fsize_limit() -> u64 {
     unsafe { ffi::loopfs_current_fsize_limit() }
 }
 
-/// A loopfs gendisk, made by `loopfs_disk_create()`.
-///
-/// A handle, not an owner: the device that created the disk keeps it alive
-/// until it calls `destroy()`, which it does once, when the device is being
-/// removed and nobody has it open. Handles are used only before that.
-#[derive(Clone, Copy)]
-pub(crate) struct Disk(NonNull<bindings::gendisk>);
+/// The owner of a loopfs gendisk: it exists, added, exactly as long as this
+/// value. Dropping it deletes the disk (`del_gendisk()`, after which no
+/// callback of the disk runs any more) and then gives back the reference to
+/// `T` that the disk's callbacks used, as the kernel crate's `GenDisk` does.
+/// It cannot be copied; other code borrows it as a [`Disk`].
+pub(crate) struct OwnedDisk<T: ForeignOwnable> {
+    disk: NonNull<bindings::gendisk>,
+    _private: PhantomData<T>,
+}
 
-// SAFETY: The gendisk functions used here may be called from any thread.
-unsafe impl Send for Disk {}
-// SAFETY: As above; all of them synchronise internally.
-unsafe impl Sync for Disk {}
+// SAFETY: The disk may be used and deleted from any thread; the private
+// reference is dropped on the deleting thread, so `T` must be `Send`.
+unsafe impl<T: ForeignOwnable + Send> Send for OwnedDisk<T> {}
+// SAFETY: Shared access only borrows the disk as a `Disk`, whose functions
+// synchronise internally.
+unsafe impl<T: ForeignOwnable + Send> Sync for OwnedDisk<T> {}
+
+impl<T: ForeignOwnable> OwnedDisk<T> {
+    /// Creates and adds a disk whose callbacks get `private`. The disk
+    /// holds it until it is deleted; on failure it is dropped.
+    pub(crate) fn new(private: T) -> Result<Self> {
+        let ptr = private.into_foreign();
+        // SAFETY: `loopfs_disk_create()` keeps the pointer as an opaque value.
+        let disk = unsafe { ffi::loopfs_disk_create(ptr.cast_mut()) };
+        match kernel::error::from_err_ptr(disk) {
+            Ok(disk) => Ok(OwnedDisk {
+                // SAFETY: `from_err_ptr()` returned no error, and
+                // `loopfs_disk_create()` never returns NULL.
+                disk: unsafe { NonNull::new_unchecked(disk) },
+                _private: PhantomData,
+            }),
+            Err(err) => {
+                // SAFETY: The disk was not made, so the reference is ours.
+                drop(unsafe { T::from_foreign(ptr) });
+                Err(err)
+            }
+        }
+    }
+
+    pub(crate) fn disk(&self) -> Disk<'_> {
+        Disk(self.disk, PhantomData)
+    }
+
+    /// A counted reference that keeps the gendisk structure (not the disk)
+    /// alive, to take its `open_mutex` without the owner at hand.
+    pub(crate) fn counted(&self) -> DiskRef {
+        // SAFETY: The disk is alive; the reference is put by `DiskRef`.
+        unsafe { ffi::loopfs_disk_get(self.disk.as_ptr()) };
+        DiskRef(self.disk)
+    }
+}
+
+impl<T: ForeignOwnable> Drop for OwnedDisk<T> {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns the added disk; after this no callback runs and
+        // the private pointer comes back, the one made by `new()`.
+        let private = unsafe { ffi::loopfs_disk_destroy(self.disk.as_ptr()) };
+        // SAFETY: As above: the disk gave back the reference `new()` gave it.
+        drop(unsafe { T::from_foreign(private) });
+    }
+}
+
+/// A counted reference to a loopfs gendisk structure, put on drop. It keeps
+/// the memory, not the disk: only the `open_mutex` is used through it.
+pub(crate) struct DiskRef(NonNull<bindings::gendisk>);
+
+// SAFETY: The reference count is atomic; `put_disk()` may run anywhere.
+unsafe impl Send for DiskRef {}
+// SAFETY: Only `open_mutex` is used through a shared reference.
+unsafe impl Sync for DiskRef {}
+
+impl DiskRef {
+    /// Holds the disk's `open_mutex`, which opens and releases hold around
+    /// their callbacks: with it held, no opener comes or goes.
+    pub(crate) fn lock_open(&self) -> OpenGuard<'_> {
+        // SAFETY: The counted reference keeps the gendisk and its mutex.
+        unsafe { ffi::loopfs_disk_lock_open(self.0.as_ptr()) };
+        OpenGuard(self)
+    }
+}
+
+impl Drop for DiskRef {
+    fn drop(&mut self) {
+        // SAFETY: `self` owns one reference.
+        unsafe { ffi::loopfs_disk_put(self.0.as_ptr()) };
+    }
+}
+
+/// A held `open_mutex`, released on drop.
+pub(crate) struct OpenGuard<'a>(&'a DiskRef);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `lock_open()` took the mutex.
+        unsafe { ffi::loopfs_disk_unlock_open(self.0 .0.as_ptr()) };
+    }
+}
+
+/// A loopfs gendisk borrowed for `'a`: from its owner, or from a callback of
+/// the disk (an ioctl's block device, the release of the last opener), for
+/// which the block layer keeps the disk.
+#[derive(Clone, Copy)]
+pub(crate) struct Disk<'a>(NonNull<bindings::gendisk>, PhantomData<&'a ()>);
 
 /// A frozen request queue, unfrozen on drop.
-pub(crate) struct Frozen<'a>(&'a Disk);
+pub(crate) struct Frozen<'a>(Disk<'a>);
 
 impl Drop for Frozen<'_> {
     fn drop(&mut self) {
@@ -398,30 +508,12 @@ impl Drop for Frozen<'_> {
     }
 }
 
-impl Disk {
-    /// Creates and adds a disk whose callbacks get `dev`.
-    ///
-    /// On success the disk owns the reference `dev` stands for and gives it
-    /// back through `rust_loopfs_dev_put()`; on failure it does not take it.
-    pub(crate) fn create(dev: *const c_void) -> Result<Self> {
-        // SAFETY: `loopfs_disk_create()` takes any pointer as an opaque value.
-        let disk = unsafe { ffi::loopfs_disk_create(dev.cast_mut()) };
-        if let Some(err) = kernel::error::from_err_ptr(disk).err() {
-            return Err(err);
-        }
-        NonNull::new(disk).map(Disk).ok_or(ENOMEM)
-    }
-
+impl<'a> Disk<'a> {
     /// # Safety
     ///
-    /// `disk` must be NULL or come from `Disk::create()` and not have been
-    /// destroyed.
+    /// `disk` must be a loopfs gendisk that stays alive for `'a`.
     pub(crate) unsafe fn from_raw(disk: *mut bindings::gendisk) -> Option<Self> {
-        NonNull::new(disk).map(Disk)
-    }
-
-    pub(crate) fn as_raw(&self) -> *mut bindings::gendisk {
-        self.0.as_ptr()
+        NonNull::new(disk).map(|d| Disk(d, PhantomData))
     }
 
     fn as_ptr(&self) -> *mut bindings::gendisk {
@@ -429,18 +521,8 @@ impl Disk {
     }
 
     fn queue(&self) -> *mut bindings::request_queue {
-        // SAFETY: The disk lives until `destroy()`, which takes `self`.
+        // SAFETY: The disk is alive for `'a`.
         unsafe { ffi::loopfs_disk_queue(self.as_ptr()) }
-    }
-
-    /// Deletes the disk; the gendisk is freed once its last user is gone.
-    ///
-    /// # Safety
-    ///
-    /// Called once per disk, after which no handle to it is used.
-    pub(crate) unsafe fn destroy(self) {
-        // SAFETY: Guaranteed by the caller.
-        unsafe { ffi::loopfs_disk_destroy(self.as_ptr()) };
     }
 
     pub(crate) fn devt(&self) -> bindings::dev_t {
@@ -481,8 +563,8 @@ impl Disk {
         to_result(unsafe { ffi::loopfs_disk_sysfs_add(self.as_ptr()) })
     }
 
-    /// Removes what `sysfs_add()` added. Waits for readers of the
-    /// attributes, so the caller must not hold a lock they take.
+    /// Removes what `sysfs_add()` added; waits for readers of the
+    /// attributes, which take no lock of loopfs's but the I/O spinlock.
     pub(crate) fn sysfs_remove(&self) {
         // SAFETY: The disk is alive and `sysfs_add()` succeeded.
         unsafe { ffi::loopfs_disk_sysfs_remove(self.as_ptr()) };
@@ -494,27 +576,23 @@ impl Disk {
     }
 
     /// Waits for requests in flight and holds new ones until the guard drops.
-    pub(crate) fn freeze(&self) -> Frozen<'_> {
+    pub(crate) fn freeze(&self) -> Frozen<'a> {
         // SAFETY: The disk and its queue are alive.
         unsafe { bindings::blk_mq_freeze_queue(self.queue()) };
-        Frozen(self)
+        Frozen(*self)
     }
 
-    pub(crate) fn set_limits(
-        &self,
-        block_size: u32,
-        max_discard_sectors: u32,
-        discard_granularity: u32,
-        write_cache: bool,
-    ) -> Result {
-        // SAFETY: The disk is alive; the queue validates the limits.
+    pub(crate) fn set_limits(&self, limits: &Limits) -> Result {
+        // SAFETY: The disk is alive; the limits were validated by the caller
+        // and are validated again by the block layer.
         to_result(unsafe {
             ffi::loopfs_disk_set_limits(
                 self.as_ptr(),
-                block_size,
-                max_discard_sectors,
-                discard_granularity,
-                write_cache,
+                limits.block_size,
+                limits.max_discard_sectors,
+                limits.discard_granularity,
+                limits.write_cache,
+                limits.rotational,
             )
         })
     }
@@ -545,6 +623,95 @@ impl Disk {
     }
 }
 
+/// The queue limits loopfs decides; `loopfs_disk_set_limits()` applies them.
+pub(crate) struct Limits {
+    pub(crate) block_size: u32,
+    pub(crate) max_discard_sectors: u32,
+    pub(crate) discard_granularity: u32,
+    pub(crate) write_cache: bool,
+    pub(crate) rotational: bool,
+}
+
+/// A mutex whose ioctl-side lock can be interrupted by a fatal signal, as
+/// loop.c's `mutex_lock_killable()`; teardown paths lock it uninterruptibly.
+#[pin_data]
+pub(crate) struct KillableMutex<T> {
+    #[pin]
+    mutex: Opaque<bindings::mutex>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: The mutex hands out `&mut T` to one holder at a time.
+unsafe impl<T: Send> Send for KillableMutex<T> {}
+// SAFETY: As above.
+unsafe impl<T: Send> Sync for KillableMutex<T> {}
+
+/// A held [`KillableMutex`].
+pub(crate) struct KillableGuard<'a, T>(&'a KillableMutex<T>);
+
+impl<T> KillableMutex<T> {
+    pub(crate) fn new(
+        data: T,
+        name: &'static CStr,
+        key: &'static LockClassKey,
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            data: UnsafeCell::new(data),
+            // SAFETY: `slot` is valid for writing a mutex; the name and key
+            // are static. `LockClassKey` is a transparent wrapper of an
+            // opaque `lock_class_key`, so its address is the key's.
+            mutex <- Opaque::ffi_init(|slot| unsafe {
+                bindings::__mutex_init(
+                    slot,
+                    name.as_char_ptr(),
+                    core::ptr::from_ref(key)
+                        .cast_mut()
+                        .cast::<bindings::lock_class_key>(),
+                )
+            }),
+        })
+    }
+
+    /// Locks, or fails with `EINTR` if a fatal signal comes first.
+    pub(crate) fn lock(&self) -> Result<KillableGuard<'_, T>> {
+        // SAFETY: The mutex was initialised in `new()`.
+        if unsafe { ffi::loopfs_mutex_lock_killable(self.mutex.get()) } != 0 {
+            return Err(EINTR);
+        }
+        Ok(KillableGuard(self))
+    }
+
+    /// Locks whatever comes: for release and teardown paths.
+    pub(crate) fn lock_uninterruptible(&self) -> KillableGuard<'_, T> {
+        // SAFETY: The mutex was initialised in `new()`.
+        unsafe { ffi::loopfs_mutex_lock(self.mutex.get()) };
+        KillableGuard(self)
+    }
+}
+
+impl<T> core::ops::Deref for KillableGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: The guard holds the mutex.
+        unsafe { &*self.0.data.get() }
+    }
+}
+
+impl<T> core::ops::DerefMut for KillableGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: The guard holds the mutex, and `&mut self` is unique.
+        unsafe { &mut *self.0.data.get() }
+    }
+}
+
+impl<T> Drop for KillableGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: The guard holds the mutex.
+        unsafe { ffi::loopfs_mutex_unlock(self.0.mutex.get()) };
+    }
+}
+
 /// The block device an ioctl came in on, borrowed for the call.
 pub(crate) struct Bdev(*mut bindings::block_device);
 
@@ -563,6 +730,13 @@ impl Bdev {
     /// `bdev` must be valid for the lifetime of the returned value.
     pub(crate) unsafe fn from_raw(bdev: *mut bindings::block_device) -> Self {
         Bdev(bdev)
+    }
+
+    /// The disk the ioctl is for (the whole disk of a partition).
+    pub(crate) fn disk(&self) -> Result<Disk<'_>> {
+        // SAFETY: The block device is valid (see `from_raw`), and so is its
+        // disk while the ioctl runs.
+        unsafe { Disk::from_raw(ffi::loopfs_bdev_disk(self.0)) }.ok_or(ENXIO)
     }
 
     pub(crate) fn sync_and_invalidate(&self) {
@@ -775,17 +949,13 @@ pub(crate) fn reserved_devices() -> u32 {
     unsafe { ffi::loopfs_reserved_devices() }
 }
 
-/// Pins the module (for a device's life).
-pub(crate) fn module_get() {
-    // SAFETY: Called while the module is live: from module code running on
-    // behalf of a mounted instance.
-    unsafe { ffi::loopfs_module_get() }
-}
-
-/// Unpins what `module_get()` pinned.
-pub(crate) fn module_put() {
-    // SAFETY: Pairs with a `module_get()`.
-    unsafe { ffi::loopfs_module_put() }
+/// The queue device removals of unmounted instances run on; drained at
+/// module exit.
+pub(crate) fn reap_queue() -> &'static Queue {
+    // SAFETY: The queue is allocated at module init and destroyed at module
+    // exit, after the last user of loopfs code is gone; `'static` stands for
+    // that span, in which all callers run.
+    unsafe { Queue::from_raw(ffi::loopfs_reap_queue()) }
 }
 
 /// Registers the filesystem type and the block major.
@@ -801,12 +971,20 @@ pub(crate) fn register() -> Result {
     Ok(())
 }
 
-/// Undoes `register()`.
-pub(crate) fn unregister() {
-    // SAFETY: `register()` succeeded; no instance or device is left, since
-    // each pins the module.
+/// Unregisters the filesystem type and waits for pending device removals:
+/// afterwards no loopfs code runs but what module exit calls.
+pub(crate) fn unregister_and_drain() {
+    // SAFETY: `register()` succeeded. No instance exists (each pins the
+    // module through its filesystem type), nor an opener of a disk (each
+    // pins it through the disk's operations); draining runs what is queued.
     unsafe {
         ffi::loopfs_unregister_filesystem();
-        ffi::loopfs_blk_exit();
+        ffi::loopfs_blk_drain();
     }
+}
+
+/// Unregisters the block major, once every disk is deleted.
+pub(crate) fn unregister_blk() {
+    // SAFETY: `register()` succeeded; the caller deleted every disk.
+    unsafe { ffi::loopfs_blk_exit() };
 }
