@@ -8,15 +8,15 @@
 
 #include <linux/types.h>
 
+struct inode;
 struct path;
 
 /* C side, called from Rust. */
 int devguard_register(void);
 void devguard_unregister(void);
-bool devguard_capable_mknod(void);
 
 /* Rust side: the policy's answers. */
-bool rust_devguard_may_mknod(umode_t mode, dev_t dev);
-bool rust_devguard_may_open_nodev(const struct path *path);
+bool rust_devguard_may_mknod(const struct inode *dir, umode_t mode, dev_t dev);
+bool rust_devguard_may_open_nodev(const struct path *path, int mask);
 
 #endif /* _NSDEV_DEVGUARD_H */

@@ -4,12 +4,18 @@
 //!
 //! When the host attached a device guard (a cgroup device program loaded
 //! with `BPF_F_CGROUP_DEVICE_GUARD`) to a container's cgroup, tasks there
-//! may `mknod()` device nodes with `CAP_MKNOD` in their own user namespace,
-//! and open device nodes on filesystems their namespace mounted. The device
-//! programs still decide on every device, `MNT_NODEV` still applies, and the
-//! LSMs still deny. Without a guard nothing changes.
+//! may `mknod()` the devices the guard allows on filesystems of their own
+//! user namespace, and open such nodes on filesystems mounted in user
+//! namespaces. The guard is asked in the same run of the device programs
+//! that decides on the device, `MNT_NODEV` still applies, and the LSMs still
+//! deny. Without a guard nothing changes.
 
-use kernel::{error::to_result, ffi::c_int, prelude::*};
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::{c_int, c_short, c_ulong},
+    prelude::*,
+};
 
 module! {
     type: Devguard,
@@ -22,15 +28,53 @@ module! {
 extern "C" {
     fn devguard_register() -> c_int;
     fn devguard_unregister();
-    fn devguard_capable_mknod() -> bool;
-    fn cgroup_bpf_device_guarded() -> bool;
+    fn cgroup_bpf_device_guard_allows(
+        dev_type: c_short,
+        major: u32,
+        minor: u32,
+        access: c_short,
+    ) -> bool;
 }
 
-/// Whether the current task's cgroup has a device guard among its
-/// effective device programs.
-fn guarded() -> bool {
-    // SAFETY: Reads a per-cgroup bit under RCU; callable from any context.
-    unsafe { cgroup_bpf_device_guarded() }
+/// Whether the current task's effective device programs include a device
+/// guard and allow `access` (`BPF_DEVCG_ACC_*`) to the device `mode`/`dev`,
+/// both judged in one run of those programs.
+fn guard_allows(mode: bindings::umode_t, dev: bindings::dev_t, access: u32) -> bool {
+    let dev_type = if u32::from(mode) & bindings::S_IFMT == bindings::S_IFBLK {
+        bindings::BPF_DEVCG_DEV_BLOCK
+    } else {
+        bindings::BPF_DEVCG_DEV_CHAR
+    };
+    let (major, minor) = (
+        dev >> bindings::MINORBITS,
+        dev & ((1 << bindings::MINORBITS) - 1),
+    );
+    // SAFETY: Runs the current task's device programs under RCU; callable
+    // from any context the hooks are called in. The values fit: device
+    // types and access bits are below 8.
+    unsafe { cgroup_bpf_device_guard_allows(dev_type as c_short, major, minor, access as c_short) }
+}
+
+/// Whether a node may be made in `dir` under a guard: its superblock is
+/// not the initial user namespace's, the task has `CAP_MKNOD` over the
+/// superblock's user namespace (which is therefore the task's own or one
+/// below it), and the superblock is `SB_I_NODEV`, so that its nodes open
+/// only for guarded tasks. A host filesystem, an overlay's upper layer on
+/// one and an idmapped mount of one all fail the first test.
+fn sb_allows_mknod(dir: *const bindings::inode) -> bool {
+    // SAFETY: `vfs_mknod()` passes the directory it creates in, which it
+    // holds, and with it its superblock, for the duration of the call.
+    let (ns, iflags) = unsafe {
+        let sb = (*dir).i_sb;
+        ((*sb).s_user_ns, (*sb).s_iflags)
+    };
+    let init = core::ptr::addr_of!(bindings::init_user_ns);
+    ns.cast_const() != init
+        && iflags & bindings::SB_I_NODEV as c_ulong != 0
+        // SAFETY: `ns` is the superblock's user namespace, pinned by the
+        // superblock; a capability check of the current task, which does
+        // not sleep.
+        && unsafe { bindings::ns_capable(ns, bindings::CAP_MKNOD as c_int) }
 }
 
 struct Devguard;
@@ -53,18 +97,34 @@ impl Drop for Devguard {
 }
 
 /// mknod of a device node without `CAP_MKNOD` in the initial namespace:
-/// allowed for a guarded task with `CAP_MKNOD` in its own namespace. The
-/// device programs then decide on the device.
+/// allowed when a guard rules the task and allows creating the device, on
+/// a superblock `sb_allows_mknod()` accepts.
 #[no_mangle]
-extern "C" fn rust_devguard_may_mknod(_mode: u16, _dev: u32) -> bool {
-    // SAFETY: A capability check of the current task; does not sleep.
-    guarded() && unsafe { devguard_capable_mknod() }
+extern "C" fn rust_devguard_may_mknod(
+    dir: *const bindings::inode,
+    mode: bindings::umode_t,
+    dev: bindings::dev_t,
+) -> bool {
+    sb_allows_mknod(dir) && guard_allows(mode, dev, bindings::BPF_DEVCG_ACC_MKNOD)
 }
 
 /// Opening a device node on a `SB_I_NODEV` superblock (never asked for
-/// `MNT_NODEV` mounts): allowed for a guarded task. The device programs
-/// then decide on the device.
+/// `MNT_NODEV` mounts): allowed when a guard rules the task and allows the
+/// access the open asks for.
 #[no_mangle]
-extern "C" fn rust_devguard_may_open_nodev(_path: *const kernel::ffi::c_void) -> bool {
-    guarded()
+extern "C" fn rust_devguard_may_open_nodev(path: *const bindings::path, mask: c_int) -> bool {
+    // SAFETY: `may_open()` passes the path it opens, whose dentry is
+    // positive and held, with its inode, for the duration of the call.
+    let (mode, rdev) = unsafe {
+        let inode = (*(*path).dentry).d_inode;
+        ((*inode).i_mode, (*inode).i_rdev)
+    };
+    let mut access = 0;
+    if mask as u32 & bindings::MAY_READ != 0 {
+        access |= bindings::BPF_DEVCG_ACC_READ;
+    }
+    if mask as u32 & bindings::MAY_WRITE != 0 {
+        access |= bindings::BPF_DEVCG_ACC_WRITE;
+    }
+    guard_allows(mode, rdev, access)
 }

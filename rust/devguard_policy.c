@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * devguard's plumbing: the devnode_policy it registers, whose questions
- * devguard_main.rs answers, and the one predicate those answers need that
- * Rust cannot reach (current_user_ns() is a macro).
+ * devguard_main.rs answers.
  */
 
-#include <linux/capability.h>
-#include <linux/cred.h>
 #include <linux/fs.h>
 
 #include "devguard.h"
@@ -24,10 +21,4 @@ int devguard_register(void)
 void devguard_unregister(void)
 {
 	devnode_policy_unregister(&devguard_policy);
-}
-
-/* CAP_MKNOD in the caller's own user namespace. */
-bool devguard_capable_mknod(void)
-{
-	return ns_capable(current_user_ns(), CAP_MKNOD);
 }

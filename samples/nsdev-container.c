@@ -66,8 +66,9 @@ static int die(const char *what)
 
 static int become_container(void)
 {
+	/* Its own cgroup namespace: its cgroup is all it sees, and delegated. */
 	if (nsdev_join_cgroup(CG "/ct") || nsdev_become_userns_root() ||
-	    mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) ||
+	    unshare(CLONE_NEWCGROUP) || mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) ||
 	    mount("tmpfs", WS, "tmpfs", 0, NULL))
 		return -1;
 	return 0;
@@ -160,7 +161,7 @@ int main(void)
 	step("host: cgroup " CG " with a device guard (null, zero, urandom, loopfs)");
 	if ((mkdir(CG, 0755) && errno != EEXIST) || (mkdir(CG "/ct", 0755) && errno != EEXIST) ||
 	    (mkdir(WS, 0755) && errno != EEXIST) || chmod(WS, 0755) ||
-	    chown(CG "/ct", NSDEV_UID, NSDEV_GID))	/* the container owns its cgroup */
+	    nsdev_delegate_cgroup(CG "/ct", NSDEV_UID, NSDEV_GID))	/* the container's own */
 		return die(CG);
 	cg = open(CG, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	guard = devguard_load(rules, n, BPF_F_CGROUP_DEVICE_GUARD, -1);

@@ -67,6 +67,26 @@ static inline int nsdev_join_cgroup(const char *cgroup)
 }
 
 /*
+ * Delegates the cgroup at path to uid/gid the way cgroup v2 delegation is
+ * done: the directory and its cgroup.procs, cgroup.threads and
+ * cgroup.subtree_control files. Returns 0 or -1 with errno set.
+ */
+static inline int nsdev_delegate_cgroup(const char *cgroup, uid_t uid, gid_t gid)
+{
+	static const char * const files[] = {
+		"", "/cgroup.procs", "/cgroup.threads", "/cgroup.subtree_control", NULL,
+	};
+	char path[4096];
+
+	for (const char * const *f = files; *f; f++) {
+		snprintf(path, sizeof(path), "%s%s", cgroup, *f);
+		if (chown(path, uid, gid))
+			return -1;
+	}
+	return 0;
+}
+
+/*
  * Drops to NSDEV_UID/NSDEV_GID and makes the caller root of a new user
  * namespace (mapping 0 to that user) with its own mount namespace.
  * Returns 0 or -1 with errno set.

@@ -142,14 +142,29 @@ struct container {
 	const char *work;	/* a private tmpfs is mounted here */
 	int (*fn)(struct container *c);
 	const void *arg;
+	bool root_owned;	/* its user namespace is host root's, not nobody's */
 };
+
+/* Root of a new user and mount namespace that host root owns (0 maps to 0). */
+static int become_userns_root_of_root(void)
+{
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) ||
+	    nsdev_write_file("/proc/self/setgroups", "deny") ||
+	    nsdev_write_file("/proc/self/uid_map", "0 0 1") ||
+	    nsdev_write_file("/proc/self/gid_map", "0 0 1"))
+		return -1;
+	return 0;
+}
 
 static int enter_container(void *p)
 {
 	struct container *c = p;
 
 	CHILD_CHECK(nsdev_join_cgroup(c->cgroup) == 0);
-	CHILD_CHECK(nsdev_become_userns_root() == 0);
+	if (c->root_owned)
+		CHILD_CHECK(become_userns_root_of_root() == 0);
+	else
+		CHILD_CHECK(nsdev_become_userns_root() == 0);
 	CHILD_CHECK(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0);
 	CHILD_CHECK(mount("tmpfs", c->work, "tmpfs", 0, NULL) == 0);
 	return c->fn(c);
@@ -321,6 +336,202 @@ TEST_F(guarded, detaching_the_guard_stops_open)
 		_exit(enter_container(&c));
 	ASSERT_EQ(1, read(p.ready[0], &byte, 1));
 	ASSERT_EQ(0, devguard_detach(self->guard, self->cg));
+	ASSERT_EQ(1, write(p.go[1], "g", 1));
+	EXPECT_EQ(0, nsdev_wait(pid));
+}
+
+/*
+ * The attack: a guarded container makes a 0666 node for a block device in a
+ * filesystem of the host (an init-namespace tmpfs such as /tmp), where any
+ * host process, with no guard, could open it. mknod() must fail there.
+ */
+static int mknod_on_host_fs(struct container *c)
+{
+	char path[256];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/null", (const char *)c->arg);
+	CHILD_CHECK(mknod(path, S_IFCHR | 0666, makedev(1, 3)) < 0 && errno == EPERM);
+	CHILD_CHECK(stat(path, &st) < 0 && errno == ENOENT);
+	/* The directory is writable for it: a plain file can be made there. */
+	snprintf(path, sizeof(path), "%s/plain", (const char *)c->arg);
+	CHILD_CHECK(mknod(path, S_IFREG | 0666, 0) == 0 && unlink(path) == 0);
+	return 0;
+}
+
+static void host_tmpfs(struct __test_metadata *_metadata, char *dir)
+{
+	ASSERT_NE(NULL, mkdtemp(dir));
+	ASSERT_EQ(0, mount("tmpfs", dir, "tmpfs", 0, "mode=1777"));
+}
+
+TEST_F(guarded, mknod_on_init_namespace_fs_eperm)
+{
+	char host[] = "/tmp/devguard_host.XXXXXX";
+	struct container c = { self->cgroup, self->work, mknod_on_host_fs, host };
+
+	host_tmpfs(_metadata, host);
+	EXPECT_EQ(0, nsdev_run_child(enter_container, &c, false));
+	/* The same as root of a user namespace host root owns. */
+	c.root_owned = true;
+	EXPECT_EQ(0, nsdev_run_child(enter_container, &c, false));
+	umount2(host, MNT_DETACH);
+	rmdir(host);
+}
+
+/* An overlay of its own whose upper layer is a host filesystem: EPERM too. */
+static int mknod_through_overlay(struct container *c)
+{
+	char opts[512], dir[256];
+
+	snprintf(dir, sizeof(dir), "%s/lower", c->work);
+	CHILD_CHECK(mkdir(dir, 0755) == 0);
+	snprintf(dir, sizeof(dir), "%s/ovl", c->work);
+	CHILD_CHECK(mkdir(dir, 0755) == 0);
+	snprintf(opts, sizeof(opts), "lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work",
+		 c->work, (const char *)c->arg, (const char *)c->arg);
+	CHILD_CHECK(mount("overlay", dir, "overlay", 0, opts) == 0);
+	CHILD_CHECK(node(c, "ovl/null", 'c', 1, 3) < 0 && errno == EPERM);
+	/* On its own tmpfs the same node is fine. */
+	CHILD_CHECK(node(c, "null", 'c', 1, 3) == 0);
+	return 0;
+}
+
+TEST_F(guarded, mknod_through_overlay_on_host_fs_eperm)
+{
+	char host[] = "/tmp/devguard_host.XXXXXX", dir[64];
+	struct container c = { self->cgroup, self->work, mknod_through_overlay, host };
+
+	host_tmpfs(_metadata, host);
+	snprintf(dir, sizeof(dir), "%s/upper", host);
+	ASSERT_EQ(0, mkdir(dir, 0755));
+	ASSERT_EQ(0, chown(dir, NSDEV_UID, NSDEV_GID));
+	snprintf(dir, sizeof(dir), "%s/work", host);
+	ASSERT_EQ(0, mkdir(dir, 0755));
+	ASSERT_EQ(0, chown(dir, NSDEV_UID, NSDEV_GID));
+	EXPECT_EQ(0, nsdev_run_child(enter_container, &c, false));
+	umount2(host, MNT_DETACH);
+	rmdir(host);
+}
+
+/* Makes a 0666 node and a plain file on its tmpfs, then waits for the host. */
+static int node_for_the_host(struct container *c)
+{
+	const struct sync_pipes *p = c->arg;
+	char path[256], byte;
+	int fd;
+
+	umask(0);
+	snprintf(path, sizeof(path), "%s/null", c->work);
+	CHILD_CHECK(mknod(path, S_IFCHR | 0666, makedev(1, 3)) == 0);
+	fd = open_node(c, "null", O_RDWR);
+	CHILD_CHECK(fd >= 0 && write(fd, "x", 1) == 1);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/plain", c->work);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	CHILD_CHECK(fd >= 0);
+	close(fd);
+	CHILD_CHECK(write(p->ready[1], "r", 1) == 1);
+	CHILD_CHECK(read(p->go[0], &byte, 1) == 1);
+	return 0;
+}
+
+/* Opens path as the current user: returns 0 or errno. */
+static int try_open(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno;
+	close(fd);
+	return 0;
+}
+
+static int open_as_nobody(void *arg)
+{
+	const char *dir = arg;
+	char path[256];
+
+	CHILD_CHECK(setresgid(NSDEV_GID, NSDEV_GID, NSDEV_GID) == 0 &&
+		    setresuid(NSDEV_UID, NSDEV_UID, NSDEV_UID) == 0);
+	snprintf(path, sizeof(path), "%s/plain", dir);
+	CHILD_CHECK(try_open(path) == 0);
+	snprintf(path, sizeof(path), "%s/null", dir);
+	CHILD_CHECK(try_open(path) == EACCES);
+	return 0;
+}
+
+/*
+ * A node made on the container's own tmpfs opens inside the guard, and for
+ * no host process outside it, root or not, although its file is reachable.
+ */
+TEST_F(guarded, node_opens_only_under_the_guard)
+{
+	struct sync_pipes p;
+	struct container c = { self->cgroup, self->work, node_for_the_host, &p };
+	char dir[160], path[192];
+	char byte;
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(p.ready));
+	ASSERT_EQ(0, pipe(p.go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(enter_container(&c));
+	ASSERT_EQ(1, read(p.ready[0], &byte, 1));
+	snprintf(dir, sizeof(dir), "/proc/%d/root%s", pid, self->work);
+	snprintf(path, sizeof(path), "%s/plain", dir);
+	EXPECT_EQ(0, try_open(path));
+	snprintf(path, sizeof(path), "%s/null", dir);
+	EXPECT_EQ(EACCES, try_open(path));
+	EXPECT_EQ(0, nsdev_run_child(open_as_nobody, dir, false));
+	ASSERT_EQ(1, write(p.go[1], "g", 1));
+	EXPECT_EQ(0, nsdev_wait(pid));
+}
+
+/* Tries, until told to stop, to make a node the guard denies. */
+static int mknod_denied_loop(struct container *c)
+{
+	const struct sync_pipes *p = c->arg;
+	char path[256], byte;
+	int tries = 0;
+
+	snprintf(path, sizeof(path), "%s/full", c->work);
+	CHILD_CHECK(fcntl(p->go[0], F_SETFL, O_NONBLOCK) == 0);
+	CHILD_CHECK(write(p->ready[1], "r", 1) == 1);
+	while (read(p->go[0], &byte, 1) != 1) {
+		/* Guarded or not at this instant, /dev/full is never allowed. */
+		CHILD_CHECK(mknod(path, S_IFCHR | 0600, makedev(1, 7)) < 0 && errno == EPERM);
+		tries++;
+	}
+	CHILD_CHECK(tries > 0);
+	return 0;
+}
+
+/*
+ * The guard is detached and attached again while the container tries: the
+ * guard test and the device programs judge the same snapshot, so a moment
+ * without the guard never lets a denied device through.
+ */
+TEST_F(guarded, guard_and_programs_judged_together)
+{
+	struct sync_pipes p;
+	struct container c = { self->cgroup, self->work, mknod_denied_loop, &p };
+	char byte;
+	pid_t pid;
+
+	ASSERT_EQ(0, pipe(p.ready));
+	ASSERT_EQ(0, pipe(p.go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(enter_container(&c));
+	ASSERT_EQ(1, read(p.ready[0], &byte, 1));
+	for (int i = 0; i < 2000; i++) {
+		ASSERT_EQ(0, devguard_detach(self->guard, self->cg));
+		ASSERT_EQ(0, devguard_attach(self->guard, self->cg, BPF_F_ALLOW_MULTI));
+	}
 	ASSERT_EQ(1, write(p.go[1], "g", 1));
 	EXPECT_EQ(0, nsdev_wait(pid));
 }

@@ -40,6 +40,47 @@ static int node(const char *dir, int minor)
 	return mknod(path, S_IFCHR | 0600, makedev(1, minor));
 }
 
+/*
+ * Host side: receives the container's bpffs context, delegates prog_load of
+ * cgroup_device programs, and nothing else, creates it, says 'y'.
+ */
+static int delegate_bpffs(int sock)
+{
+	char mask[32];
+	int fs;
+
+	if (nsdev_recv_fds(sock, &fs, 1))
+		return -1;
+	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_LOAD);
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "delegate_cmds", mask, 0))
+		return -1;
+	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_TYPE_CGROUP_DEVICE);
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "delegate_progs", mask, 0))
+		return -1;
+	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_CGROUP_DEVICE);
+	if (fsconfig(fs, FSCONFIG_SET_STRING, "delegate_attachs", mask, 0) ||
+	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0))
+		return -1;
+	close(fs);
+	return write(sock, "y", 1) == 1 ? 0 : -1;
+}
+
+/* Container side: a token from a bpffs the host delegated, or -1. */
+static int delegated_token(int sock)
+{
+	int fs, mnt;
+	char ok;
+
+	fs = fsopen("bpf", FSOPEN_CLOEXEC);
+	if (fs < 0 || nsdev_send_fds(sock, &fs, 1) || read(sock, &ok, 1) != 1 || ok != 'y')
+		return -1;
+	mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+	if (mnt < 0)
+		return -1;
+	mnt = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return mnt < 0 ? -1 : token_create(mnt);
+}
+
 /* The container: user-namespace root of an unprivileged user. */
 static int first_container(void *arg)
 {
@@ -119,8 +160,8 @@ static int join_and_run(struct ctx *c, int (*fn)(void *))
 TEST(delegated_token_narrows_the_guard)
 {
 	struct devguard_rule host_allows[] = { { 'c', 1, 3 }, { 'c', 1, 5 } };
-	char guarded[128], below[160], mask[32];
-	int sk[2], sk2[2], cg, guard, fs, fds[2];
+	char guarded[128], below[160];
+	int sk[2], sk2[2], cg, guard, fds[2];
 	struct ctx c, s;
 	pid_t a, b;
 
@@ -129,7 +170,7 @@ TEST(delegated_token_narrows_the_guard)
 	ASSERT_EQ(0, mkdir(guarded, 0755));
 	ASSERT_EQ(0, mkdir(below, 0755));
 	/* Delegated: the container owns its cgroup. */
-	ASSERT_EQ(0, chown(below, NSDEV_UID, NSDEV_GID));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(below, NSDEV_UID, NSDEV_GID));
 	cg = open(guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	guard = devguard_load(host_allows, 2, BPF_F_CGROUP_DEVICE_GUARD, -1);
 	ASSERT_LE(0, guard);
@@ -146,18 +187,7 @@ TEST(delegated_token_narrows_the_guard)
 
 	a = join_and_run(&c, first_container);
 	ASSERT_LT(0, a);
-	/* Delegate prog_load of cgroup_device programs, and nothing else. */
-	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &fs, 1));
-	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_LOAD);
-	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_SET_STRING, "delegate_cmds", mask, 0));
-	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_PROG_TYPE_CGROUP_DEVICE);
-	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_SET_STRING, "delegate_progs", mask, 0));
-	snprintf(mask, sizeof(mask), "0x%llx", 1ULL << BPF_CGROUP_DEVICE);
-	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_SET_STRING, "delegate_attachs", mask, 0));
-	ASSERT_EQ(0, fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0))
-		TH_LOG("creating the delegated bpffs: %s", strerror(errno));
-	close(fs);
-	ASSERT_EQ(1, write(sk[0], "y", 1));
+	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
 
 	ASSERT_EQ(0, nsdev_recv_fds(sk[0], fds, 2)) TH_LOG("the container failed");
 	EXPECT_EQ(0, nsdev_wait(a));
@@ -171,6 +201,143 @@ TEST(delegated_token_narrows_the_guard)
 	rmdir(below);
 	rmdir(guarded);
 	rmdir(c.work);
+}
+
+static int link_create(int prog, int cg)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.link_create.prog_fd = prog;
+	attr.link_create.target_fd = cg;
+	attr.link_create.attach_type = BPF_CGROUP_DEVICE;
+	return devguard_bpf(BPF_LINK_CREATE, &attr);
+}
+
+/* Attaches prog to the cgroup at path: 0, or errno. */
+static int attach_at(int prog, const char *path)
+{
+	int cg = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret;
+
+	if (cg < 0)
+		return -1;
+	ret = devguard_attach(prog, cg, BPF_F_ALLOW_MULTI) ? errno : 0;
+	close(cg);
+	return ret;
+}
+
+struct cgroups {
+	int sock;
+	char guarded[128];	/* the host's, with the guard */
+	char own[160];		/* delegated to the container, below the guard */
+	char sibling[160];	/* delegated to a sibling of the same user */
+	char other[160];	/* below the guard, not delegated */
+	char unguarded[128];	/* delegated, but no guard above it */
+};
+
+/*
+ * The attack: with a delegated token, a deny-all device program, attached
+ * above the container, would deny the host its devices. Only its own
+ * cgroup takes it.
+ */
+static int attacker(void *arg)
+{
+	const struct cgroups *g = arg;
+	int token, prog, root;
+
+	token = delegated_token(g->sock);
+	CHILD_CHECK(token >= 0);
+	prog = devguard_load(NULL, 0, 0, token);
+	CHILD_CHECK(prog >= 0);
+	/* Not writable by it: the root cgroup, the guard's, an undelegated one. */
+	CHILD_CHECK(attach_at(prog, "/sys/fs/cgroup") == EPERM);
+	CHILD_CHECK(attach_at(prog, g->guarded) == EPERM);
+	CHILD_CHECK(attach_at(prog, g->other) == EPERM);
+	root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHILD_CHECK(root >= 0 && link_create(prog, root) < 0 && errno == EPERM);
+	/* Delegated to its user, but not below a guard. */
+	CHILD_CHECK(attach_at(prog, g->unguarded) == EPERM);
+	/* In its own cgroup namespace, its sibling's cgroup is out of reach. */
+	CHILD_CHECK(unshare(CLONE_NEWCGROUP) == 0);
+	CHILD_CHECK(attach_at(prog, g->sibling) == EPERM);
+	/* Its own cgroup takes it, and then it denies only the container. */
+	CHILD_CHECK(attach_at(prog, g->own) == 0);
+	CHILD_CHECK(open("/dev/null", O_RDWR | O_CLOEXEC) < 0 && errno == EPERM);
+	CHILD_CHECK(nsdev_send_fds(g->sock, &prog, 1) == 0);
+	return 0;
+}
+
+TEST(token_program_stays_in_delegated_cgroups)
+{
+	struct devguard_rule host_allows[] = { { 'c', 1, 3 }, { 'c', 1, 5 } };
+	struct bpf_insn allow_all[2] = {
+		devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1),
+		devguard_insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+	};
+	int sk[2], cg, root, guard, prog, plain, fd;
+	struct cgroups g;
+	union bpf_attr attr;
+	pid_t pid;
+
+	snprintf(g.guarded, sizeof(g.guarded), "/sys/fs/cgroup/token_deleg.%d", getpid());
+	snprintf(g.own, sizeof(g.own), "%s/own", g.guarded);
+	snprintf(g.sibling, sizeof(g.sibling), "%s/sibling", g.guarded);
+	snprintf(g.other, sizeof(g.other), "%s/other", g.guarded);
+	snprintf(g.unguarded, sizeof(g.unguarded), "/sys/fs/cgroup/token_unguarded.%d", getpid());
+	ASSERT_EQ(0, mkdir(g.guarded, 0755));
+	ASSERT_EQ(0, mkdir(g.own, 0755));
+	ASSERT_EQ(0, mkdir(g.sibling, 0755));
+	ASSERT_EQ(0, mkdir(g.other, 0755));
+	ASSERT_EQ(0, mkdir(g.unguarded, 0755));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(g.own, NSDEV_UID, NSDEV_GID));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(g.sibling, NSDEV_UID, NSDEV_GID));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(g.unguarded, NSDEV_UID, NSDEV_GID));
+	cg = open(g.guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	guard = devguard_load(host_allows, 2, BPF_F_CGROUP_DEVICE_GUARD, -1);
+	ASSERT_LE(0, guard);
+	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
+	g.sock = sk[1];
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(nsdev_join_cgroup(g.own) == 0);
+		CHILD_CHECK(nsdev_become_userns_root() == 0);
+		_exit(attacker(&g));
+	}
+	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
+	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &prog, 1)) TH_LOG("the container failed");
+	EXPECT_EQ(0, nsdev_wait(pid));
+
+	/* Host root still opens its devices. */
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	EXPECT_LE(0, fd);
+	close(fd);
+	/* Not even host root attaches a token-loaded program outside a guard. */
+	EXPECT_EQ(EPERM, attach_at(prog, "/sys/fs/cgroup"));
+	EXPECT_EQ(EPERM, attach_at(prog, g.unguarded));
+	/* A program loaded without a token: today's rules. */
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+	attr.expected_attach_type = BPF_CGROUP_DEVICE;
+	attr.insns = (__u64)(unsigned long)allow_all;
+	attr.insn_cnt = 2;
+	attr.license = (__u64)(unsigned long)"GPL";
+	plain = devguard_bpf(BPF_PROG_LOAD, &attr);
+	ASSERT_LE(0, plain);
+	root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, root);
+	EXPECT_EQ(0, devguard_attach(plain, root, BPF_F_ALLOW_MULTI));
+	EXPECT_EQ(0, devguard_detach(plain, root));
+
+	devguard_detach(guard, cg);
+	rmdir(g.own);
+	rmdir(g.sibling);
+	rmdir(g.other);
+	rmdir(g.guarded);
+	rmdir(g.unguarded);
 }
 
 TEST_HARNESS_MAIN
