@@ -5,6 +5,7 @@
 #
 #   make demo        build, boot the test kernel in a VM, show the scenario
 #   make check       build, boot the test kernel in a VM, run all kselftests
+#   make stress      the randomized loopfs lifecycle stress (STRESS_OPS, STRESS_SEED)
 #   make modules     build the modules against the kernel tree
 #   make lint        clippy, rustfmt and checkpatch
 #   make rust-analyzer   write rust-project.json for the module crates
@@ -17,7 +18,7 @@ LLVM ?= 1
 NSDEV_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/nsdev
 export FLAVOUR NSDEV_CACHE
 # Read by scripts/vm.sh (see README.md).
-export CMD TESTS TEST_ARGS VM_TIMEOUT KVM
+export CMD TESTS TEST_ARGS VM_TIMEOUT KVM STRESS_OPS STRESS_SEED
 
 S := $(CURDIR)/scripts
 BUILD := $(CURDIR)/build
@@ -54,6 +55,10 @@ check: modules selftests
 demo: modules samples
 	@$(set_kdir); $(S)/vm.sh "$$kdir" demo
 
+# Seeded random lifecycle stress: STRESS_OPS (default 100000), STRESS_SEED.
+stress: modules selftests
+	@$(set_kdir); $(S)/vm.sh "$$kdir" stress
+
 # make run CMD='...': one command in the guest, as root, modules loaded.
 run: modules selftests
 	@$(set_kdir); $(S)/vm.sh "$$kdir" run
@@ -77,4 +82,4 @@ clean:
 distclean: clean
 	rm -rf $(NSDEV_CACHE)
 
-.PHONY: all setup kernel modules selftests samples check demo run bench lint rust-analyzer clean distclean
+.PHONY: all setup kernel modules selftests samples check stress demo run bench lint rust-analyzer clean distclean

@@ -55,6 +55,13 @@ check)
 		echo $? >"$out/tap/$name.rc"
 	done
 	;;
+stress)
+	echo "# running loopfs_stress_test, $NSDEV_STRESS_OPS operations"
+	NSDEV_STRESS_OPS=$NSDEV_STRESS_OPS NSDEV_STRESS_SEED=$NSDEV_STRESS_SEED \
+		"$root/build/selftests/loopfs/loopfs_stress_test" \
+		>"$out/tap/loopfs_stress_test.tap" 2>&1
+	echo $? >"$out/tap/loopfs_stress_test.rc"
+	;;
 demo)
 	"$root/samples/demo.sh" || rc=1
 	;;
@@ -80,7 +87,7 @@ no_loopfs_disk_left() {
 	ls -d /sys/block/loopfs*
 	return 1
 }
-[ "$mode" = check ] && modtap no_loopfs_disk_left
+case "$mode" in check | stress) modtap no_loopfs_disk_left ;; esac
 
 # Nothing may hold the module once everything is torn down. Lazy unmounts
 # finish asynchronously: allow them a moment, no more.

@@ -3,7 +3,7 @@
 #
 # Boot the test kernel under virtme-ng and run scripts/guest.sh MODE in it.
 #
-#   scripts/vm.sh KDIR check|demo|run|bench
+#   scripts/vm.sh KDIR check|stress|demo|run|bench
 #
 # run executes $CMD in the guest (as root, modules loaded).
 #
@@ -62,6 +62,8 @@ fi
 	printf 'NSDEV_TESTS=%q\n' "${TESTS:-}"
 	printf 'NSDEV_TEST_ARGS=%q\n' "${TEST_ARGS:-}"
 	printf 'NSDEV_CMD=%q\n' "${CMD:-}"
+	printf 'NSDEV_STRESS_OPS=%q\n' "${STRESS_OPS:-100000}"
+	printf 'NSDEV_STRESS_SEED=%q\n' "${STRESS_SEED:-}"
 } >"$out/env"
 
 log "booting $(basename "$kdir") ($mode, ${accel[*]:-kvm}, timeout ${timeout_s}s)"
@@ -91,7 +93,7 @@ else
 fi
 
 case "$mode" in
-check)
+check | stress)
 	"$NSDEV_ROOT/scripts/tap-summary.sh" "$out/tap" "$klog" || status=1
 	;;
 *)
