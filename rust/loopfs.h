@@ -18,7 +18,25 @@
 #define _NSDEV_LOOPFS_H
 
 #include <linux/blkdev.h>
+#include <linux/fs.h>
 #include <linux/types.h>
+#include <uapi/linux/falloc.h>
+#include <uapi/linux/loop.h>
+#include <uapi/linux/magic.h>
+
+/*
+ * Constants Rust needs whose macros are casts bindgen cannot evaluate: the
+ * compiler evaluates them here, and bindgen passes the values on.
+ */
+enum loopfs_consts {
+	LOOPFS_FMODE_READ = (__force int)FMODE_READ,
+	LOOPFS_FMODE_WRITE = (__force int)FMODE_WRITE,
+	LOOPFS_FMODE_CAN_ODIRECT = (__force int)FMODE_CAN_ODIRECT,
+	LOOPFS_BLK_OPEN_WRITE = (__force int)BLK_OPEN_WRITE,
+	LOOPFS_BLK_OPEN_EXCL = (__force int)BLK_OPEN_EXCL,
+	/* Private to fs/configfs/mount.c, which no header exports. */
+	LOOPFS_CONFIGFS_MAGIC = 0x62656570,
+};
 
 struct block_device;
 struct cred;

@@ -486,24 +486,15 @@ unsafe extern "C" fn rust_loopfs_dev_do_request(
     unsafe { device(dev) }.do_request(&rq)
 }
 
-/// `struct loopfs_dev_info`.
-#[repr(C)]
-struct DevInfo {
-    file: *mut bindings::file,
-    offset: u64,
-    sizelimit: u64,
-    flags: u32,
-}
-
 /// # Safety
 ///
 /// `dev` must be a live disk's device pointer (see [`device`]), `out` valid
 /// for writing.
 #[no_mangle]
-unsafe extern "C" fn rust_loopfs_dev_info(dev: *mut c_void, out: *mut DevInfo) {
+unsafe extern "C" fn rust_loopfs_dev_info(dev: *mut c_void, out: *mut sys::ffi::loopfs_dev_info) {
     // SAFETY: Guaranteed by the function's safety requirements.
     let info = unsafe { device(dev) }.info();
-    let value = DevInfo {
+    let value = sys::ffi::loopfs_dev_info {
         file: info
             .file
             .map_or(core::ptr::null_mut(), sys::FileRef::into_raw),
@@ -514,3 +505,30 @@ unsafe extern "C" fn rust_loopfs_dev_info(dev: *mut c_void, out: *mut DevInfo) {
     // SAFETY: `out` is valid for writing; C takes the file reference.
     unsafe { out.write(value) };
 }
+
+/// Each function C calls has the type `loopfs.h` declares (as bindgen read
+/// it): a mismatch does not compile.
+macro_rules! c_declared {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            const _: () = {
+                let _ = if true { sys::ffi::$name } else { $name };
+            };
+        )+
+    };
+}
+
+c_declared!(
+    rust_loopfs_instance_new,
+    rust_loopfs_instance_shutdown,
+    rust_loopfs_instance_free,
+    rust_loopfs_instance_set_max,
+    rust_loopfs_instance_max,
+    rust_loopfs_ctl_ioctl,
+    rust_loopfs_dev_open,
+    rust_loopfs_dev_visible,
+    rust_loopfs_dev_last_close,
+    rust_loopfs_dev_ioctl,
+    rust_loopfs_dev_do_request,
+    rust_loopfs_dev_info,
+);

@@ -44,13 +44,10 @@ use crate::sys::{
 use crate::uapi::*;
 use crate::Instance;
 
-/// `BLK_OPEN_WRITE` (a cast bindgen cannot evaluate).
-const BLK_OPEN_WRITE: u32 = 1 << 1;
+use crate::sys::ffi::{self, LOOPFS_BLK_OPEN_WRITE as BLK_OPEN_WRITE};
+use ffi::{FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE};
 
-const SECTOR_SHIFT: u32 = 9;
-const FALLOC_FL_KEEP_SIZE: i32 = 0x01;
-const FALLOC_FL_PUNCH_HOLE: i32 = 0x02;
-const FALLOC_FL_ZERO_RANGE: i32 = 0x10;
+const SECTOR_SHIFT: u32 = bindings::SECTOR_SHIFT;
 
 /// Partitions that get a node in the instance: `loopNp1` to `loopNp64`.
 pub(crate) const MAX_PART_NODES: usize = 64;
@@ -112,10 +109,7 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        COUNTS.store(
-            core::ptr::null_mut(),
-            core::sync::atomic::Ordering::Release,
-        );
+        COUNTS.store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
     }
 }
 
@@ -423,22 +417,22 @@ fn size_sectors(offset: u64, sizelimit: u64, file: &FileRef) -> u64 {
 }
 
 /// Filesystems whose files are kernel interfaces, not data: a write there is
-/// a control operation (`include/uapi/linux/magic.h`).
-const PSEUDO_FS_MAGICS: [u64; 14] = [
-    0x62656572, // SYSFS_MAGIC
-    0x9fa0,     // PROC_SUPER_MAGIC
-    0x64626720, // DEBUGFS_MAGIC
-    0x73636673, // SECURITYFS_MAGIC
-    0x62656570, // CONFIGFS_MAGIC
-    0x27e0eb,   // CGROUP_SUPER_MAGIC
-    0x63677270, // CGROUP2_SUPER_MAGIC
-    0xcafe4a11, // BPF_FS_MAGIC
-    0x74726163, // TRACEFS_MAGIC
-    0xde5e81e4, // EFIVARFS_MAGIC
-    0x6165676c, // PSTOREFS_MAGIC
-    0xf97cff8c, // SELINUX_MAGIC
-    0x43415d53, // SMACK_MAGIC
-    0x42494e4d, // BINFMTFS_MAGIC
+/// a control operation.
+const PSEUDO_FS_MAGICS: [u32; 14] = [
+    ffi::SYSFS_MAGIC,
+    ffi::PROC_SUPER_MAGIC,
+    ffi::DEBUGFS_MAGIC,
+    ffi::SECURITYFS_MAGIC,
+    ffi::LOOPFS_CONFIGFS_MAGIC,
+    ffi::CGROUP_SUPER_MAGIC,
+    ffi::CGROUP2_SUPER_MAGIC,
+    ffi::BPF_FS_MAGIC,
+    ffi::TRACEFS_MAGIC,
+    ffi::EFIVARFS_MAGIC,
+    ffi::PSTOREFS_MAGIC,
+    ffi::SELINUX_MAGIC,
+    ffi::SMACK_MAGIC,
+    ffi::BINFMTFS_MAGIC,
 ];
 
 /// `loop_check_backing_file()`, and what a device of an unprivileged
@@ -451,7 +445,10 @@ fn check_backing_file(file: &FileRef) -> Result {
     if !file.can_read_iter() || (file.opened_for_write() && !file.can_write_iter()) {
         return Err(EINVAL);
     }
-    if PSEUDO_FS_MAGICS.contains(&file.fs_magic()) {
+    if PSEUDO_FS_MAGICS
+        .iter()
+        .any(|&m| u64::from(m) == file.fs_magic())
+    {
         return Err(EINVAL);
     }
     Ok(())
@@ -599,9 +596,10 @@ impl Device {
     /// The last opener closed the device (`lo_release()`); the disk's
     /// `open_mutex` is held.
     pub(crate) fn last_close(self: &Arc<Self>, disk: Disk<'_>) {
-        let detach = self.state.lock_uninterruptible().start_rundown(|b| {
-            b.rundown || b.params.flags & LO_FLAGS_AUTOCLEAR != 0
-        });
+        let detach = self
+            .state
+            .lock_uninterruptible()
+            .start_rundown(|b| b.rundown || b.params.flags & LO_FLAGS_AUTOCLEAR != 0);
         if let Some(binding) = detach {
             self.detach(disk, binding, true);
             self.state.lock_uninterruptible().finish_rundown();

@@ -1,22 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The loop device UAPI (`include/uapi/linux/loop.h`), which the 6.12 Rust
-//! bindings do not cover. Layouts are those of x86-64; the padding is spelled
-//! out so that the structures have no uninitialised bytes.
+//! bindings do not cover. The constants are bindgen's (see [`crate::sys::ffi`]);
+//! the structures are written out here with their padding as fields, so that
+//! they have no uninitialised bytes, and checked at build time against the
+//! layouts bindgen found.
 
 use kernel::{
     ffi::c_ulong,
     types::{AsBytes, FromBytes},
 };
 
-pub(crate) const LO_NAME_SIZE: usize = 64;
-pub(crate) const LO_KEY_SIZE: u32 = 32;
-pub(crate) const LO_CRYPT_NONE: u32 = 0;
+use crate::sys::ffi;
+pub(crate) use crate::sys::ffi::{
+    LOOP_CHANGE_FD, LOOP_CLR_FD, LOOP_CONFIGURE, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE,
+    LOOP_GET_STATUS, LOOP_GET_STATUS64, LOOP_SET_BLOCK_SIZE, LOOP_SET_CAPACITY, LOOP_SET_DIRECT_IO,
+    LOOP_SET_FD, LOOP_SET_STATUS, LOOP_SET_STATUS64, LO_CRYPT_NONE, LO_FLAGS_AUTOCLEAR,
+    LO_FLAGS_DIRECT_IO, LO_FLAGS_PARTSCAN, LO_FLAGS_READ_ONLY, LO_KEY_SIZE,
+};
 
-pub(crate) const LO_FLAGS_READ_ONLY: u32 = 1;
-pub(crate) const LO_FLAGS_AUTOCLEAR: u32 = 4;
-pub(crate) const LO_FLAGS_PARTSCAN: u32 = 8;
-pub(crate) const LO_FLAGS_DIRECT_IO: u32 = 16;
+pub(crate) const LO_NAME_SIZE: usize = ffi::LO_NAME_SIZE as usize;
 
 /// Flags `LOOP_SET_STATUS` may set, and may clear.
 pub(crate) const SET_STATUS_SETTABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN;
@@ -24,22 +27,6 @@ pub(crate) const SET_STATUS_CLEARABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR;
 /// Flags `LOOP_CONFIGURE` accepts.
 pub(crate) const CONFIGURE_SETTABLE_FLAGS: u32 =
     LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN | LO_FLAGS_DIRECT_IO;
-
-pub(crate) const LOOP_SET_FD: u32 = 0x4C00;
-pub(crate) const LOOP_CLR_FD: u32 = 0x4C01;
-pub(crate) const LOOP_SET_STATUS: u32 = 0x4C02;
-pub(crate) const LOOP_GET_STATUS: u32 = 0x4C03;
-pub(crate) const LOOP_SET_STATUS64: u32 = 0x4C04;
-pub(crate) const LOOP_GET_STATUS64: u32 = 0x4C05;
-pub(crate) const LOOP_CHANGE_FD: u32 = 0x4C06;
-pub(crate) const LOOP_SET_CAPACITY: u32 = 0x4C07;
-pub(crate) const LOOP_SET_DIRECT_IO: u32 = 0x4C08;
-pub(crate) const LOOP_SET_BLOCK_SIZE: u32 = 0x4C09;
-pub(crate) const LOOP_CONFIGURE: u32 = 0x4C0A;
-
-pub(crate) const LOOP_CTL_ADD: u32 = 0x4C80;
-pub(crate) const LOOP_CTL_REMOVE: u32 = 0x4C81;
-pub(crate) const LOOP_CTL_GET_FREE: u32 = 0x4C82;
 
 /// `struct loop_info64`.
 #[repr(C)]
@@ -56,7 +43,7 @@ pub(crate) struct LoopInfo64 {
     pub(crate) lo_flags: u32,
     pub(crate) lo_file_name: [u8; LO_NAME_SIZE],
     pub(crate) lo_crypt_name: [u8; LO_NAME_SIZE],
-    pub(crate) lo_encrypt_key: [u8; 32],
+    pub(crate) lo_encrypt_key: [u8; LO_KEY_SIZE as usize],
     pub(crate) lo_init: [u64; 2],
 }
 
@@ -87,12 +74,71 @@ pub(crate) struct LoopConfig {
     pub(crate) fd: u32,
     pub(crate) block_size: u32,
     pub(crate) info: LoopInfo64,
-    reserved: [u64; 8],
+    __reserved: [u64; 8],
 }
 
-kernel::static_assert!(core::mem::size_of::<LoopInfo64>() == 232);
-kernel::static_assert!(core::mem::size_of::<LoopInfo>() == 168);
-kernel::static_assert!(core::mem::size_of::<LoopConfig>() == 304);
+/// The size of a field, from a projection (never called).
+const fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+    core::mem::size_of::<F>()
+}
+
+/// The Rust structure has the layout bindgen found for the C one: same size,
+/// every named field at the same offset with the same size.
+macro_rules! same_layout {
+    ($rust:ty, $c:ty, $($field:ident),+ $(,)?) => {
+        kernel::static_assert!(core::mem::size_of::<$rust>() == core::mem::size_of::<$c>());
+        $(
+            kernel::static_assert!(
+                core::mem::offset_of!($rust, $field) == core::mem::offset_of!($c, $field)
+            );
+            kernel::static_assert!(
+                field_size(|s: &$rust| &s.$field) == field_size(|s: &$c| &s.$field)
+            );
+        )+
+    };
+}
+
+same_layout!(
+    LoopInfo64,
+    ffi::loop_info64,
+    lo_device,
+    lo_inode,
+    lo_rdevice,
+    lo_offset,
+    lo_sizelimit,
+    lo_number,
+    lo_encrypt_type,
+    lo_encrypt_key_size,
+    lo_flags,
+    lo_file_name,
+    lo_crypt_name,
+    lo_encrypt_key,
+    lo_init,
+);
+same_layout!(
+    LoopInfo,
+    ffi::loop_info,
+    lo_number,
+    lo_device,
+    lo_inode,
+    lo_rdevice,
+    lo_offset,
+    lo_encrypt_type,
+    lo_encrypt_key_size,
+    lo_flags,
+    lo_name,
+    lo_encrypt_key,
+    lo_init,
+    reserved,
+);
+same_layout!(
+    LoopConfig,
+    ffi::loop_config,
+    fd,
+    block_size,
+    info,
+    __reserved
+);
 
 // SAFETY: Plain integers and byte arrays with no padding (checked by the size
 // assertions above): every bit pattern is valid and no byte is uninitialised.
@@ -168,7 +214,7 @@ impl LoopConfig {
             fd,
             block_size: 0,
             info: LoopInfo64::zeroed(),
-            reserved: [0; 8],
+            __reserved: [0; 8],
         }
     }
 }

@@ -38,6 +38,10 @@
 
 #include "../nsdev_util.h"
 
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+
 #define SLOTS		2	/* instance mount points per group */
 #define FILES		4	/* backing files per group */
 #define DEVS		4	/* device numbers used */
@@ -69,7 +73,7 @@ static const char *const op_names[] = {
 	"mount", "umount", "remount", "open-ctl", "ctl-ioctl", "open-dev",
 	"dev-ioctl", "io", "close", "rmmod", "rescan",
 };
-#define NR_OPS (sizeof(op_names) / sizeof(op_names[0]))
+#define NR_OPS ARRAY_SIZE(op_names)
 
 /* xorshift64*: reproducible from the seed. */
 static unsigned int rnd(struct worker *w, unsigned int n)
@@ -180,10 +184,17 @@ static int dev_ioctl(struct worker *w, int fd)
 
 static int dev_io(struct worker *w, int fd)
 {
-	static char buf[65536] __attribute__((aligned(4096)));
+	static char *buf;
 	off_t pos = (off_t)4096 * rnd(w, FILE_SIZE / 4096);
 	uint64_t range[2] = { (uint64_t)pos, 65536 };
 	size_t len = 512 << rnd(w, 8);
+
+	/* Aligned for O_DIRECT descriptors. */
+	if (!buf) {
+		buf = aligned_alloc(4096, 65536);
+		if (!buf)
+			return -1;
+	}
 
 	switch (rnd(w, 5)) {
 	case 0:
@@ -256,7 +267,7 @@ static int one_op(struct worker *w, unsigned int op)
 			return ioctl(fd, LOOP_CTL_GET_FREE);
 		}
 	case 5:
-	open_dev:
+open_dev:
 		i = rnd(w, 4);
 		if (i)
 			snprintf(path, sizeof(path), "%s/loop%u", dir, rnd(w, DEVS));
