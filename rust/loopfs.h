@@ -34,6 +34,7 @@ enum loopfs_consts {
 	LOOPFS_FMODE_CAN_ODIRECT = (__force int)FMODE_CAN_ODIRECT,
 	LOOPFS_BLK_OPEN_WRITE = (__force int)BLK_OPEN_WRITE,
 	LOOPFS_BLK_OPEN_EXCL = (__force int)BLK_OPEN_EXCL,
+	LOOPFS_O_DIRECT = O_DIRECT,
 	/* Private to fs/configfs/mount.c, which no header exports. */
 	LOOPFS_CONFIGFS_MAGIC = 0x62656570,
 };
@@ -83,6 +84,9 @@ int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 			   u32 max_discard_sectors, u32 discard_granularity,
 			   bool write_cache, bool rotational);
 unsigned int loopfs_disk_block_size(struct gendisk *disk);
+void loopfs_disk_disable(struct gendisk *disk, bool write_zeroes);
+int loopfs_disk_reset_block_size(struct gendisk *disk);
+struct gendisk *loopfs_rq_disk(struct request *rq);
 void loopfs_disk_set_partscan(struct gendisk *disk, bool on);
 int loopfs_disk_rescan(struct gendisk *disk, bool locked);
 void loopfs_disk_partitions(struct gendisk *disk, dev_t *devts,

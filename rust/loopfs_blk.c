@@ -441,6 +441,35 @@ int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 	return queue_limits_commit_update(disk->queue, &lim);
 }
 
+int loopfs_disk_reset_block_size(struct gendisk *disk)
+{
+	struct queue_limits lim = queue_limits_start_update(disk->queue);
+
+	lim.logical_block_size = SECTOR_SIZE;
+	lim.physical_block_size = SECTOR_SIZE;
+	lim.io_min = SECTOR_SIZE;
+	return queue_limits_commit_update(disk->queue, &lim);
+}
+
+/* Stops offering write-zeroes or discard (loop.c's loop_clear_limits()). */
+void loopfs_disk_disable(struct gendisk *disk, bool write_zeroes)
+{
+	struct queue_limits lim = queue_limits_start_update(disk->queue);
+
+	if (write_zeroes) {
+		lim.max_write_zeroes_sectors = 0;
+	} else {
+		lim.max_hw_discard_sectors = 0;
+		lim.discard_granularity = 0;
+	}
+	queue_limits_commit_update(disk->queue, &lim);
+}
+
+struct gendisk *loopfs_rq_disk(struct request *rq)
+{
+	return rq->q->disk;
+}
+
 unsigned int loopfs_disk_block_size(struct gendisk *disk)
 {
 	return queue_logical_block_size(disk->queue);

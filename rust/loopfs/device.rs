@@ -396,6 +396,8 @@ struct Io {
     offset: u64,
     sizelimit: u64,
     flags: u32,
+    /// Detach pending (`LOOP_CLR_FD`): as loop.c, no more I/O.
+    rundown: bool,
 }
 
 /// What the sysfs `loop/` attributes show.
@@ -526,6 +528,7 @@ impl Device {
                     offset: 0,
                     sizelimit: 0,
                     flags: 0,
+                    rundown: false,
                 }),
                 reap <- new_work!("loopfs::Device::reap"),
                 _slot: slot,
@@ -617,6 +620,7 @@ impl Device {
         io.offset = binding.params.offset;
         io.sizelimit = binding.params.sizelimit;
         io.flags = binding.params.flags;
+        io.rundown = binding.rundown;
     }
 
     /// Detaches the backing file (`__loop_clr_fd()`); the state is `Rundown`,
@@ -629,15 +633,11 @@ impl Device {
                 offset: 0,
                 sizelimit: 0,
                 flags: 0,
+                rundown: false,
             };
         }
-        let _ = disk.set_limits(&Limits {
-            block_size: 512,
-            max_discard_sectors: 0,
-            discard_granularity: 0,
-            write_cache: false,
-            rotational: false,
-        });
+        // As loop.c, only the block size goes back to its default.
+        let _ = disk.reset_block_size();
         disk.invalidate();
         if binding.sysfs {
             disk.sysfs_remove();
@@ -810,6 +810,11 @@ impl Device {
         if !file.opened_for_write() || mode & BLK_OPEN_WRITE == 0 || !file.can_write_iter() {
             params.flags |= LO_FLAGS_READ_ONLY;
         }
+        // As loop.c's `loop_update_dio()`: a file opened with `O_DIRECT`
+        // asks for direct I/O too.
+        if file.opened_direct() {
+            params.flags |= LO_FLAGS_DIRECT_IO;
+        }
         // With direct I/O, the backing device's block size by default.
         let block_size = match block_size {
             0 if params.direct() => file.bdev_block_size().unwrap_or(512),
@@ -850,7 +855,7 @@ impl Device {
         if disk.openers() == 1 {
             binding.rundown = true;
         }
-        self.io.lock().flags = binding.params.flags;
+        self.publish(binding);
         Ok(())
     }
 
@@ -898,6 +903,9 @@ impl Device {
                     disk.set_capacity(size_sectors(params.offset, params.sizelimit, file));
                 }
             }
+            // The offset may rule direct I/O out now (`__loop_update_dio()`).
+            let direct = binding.params.direct();
+            self.update_direct_io(binding, disk, direct);
             let newly = params.partscan() && !prev.partscan();
             if newly {
                 disk.set_partscan(true);
@@ -931,6 +939,9 @@ impl Device {
             disk.force_media_change();
             let frozen = disk.freeze();
             let gfp = backing.file.set_nofs();
+            if backing.file.opened_direct() {
+                binding.params.flags |= LO_FLAGS_DIRECT_IO;
+            }
             if !can_direct_io(&backing.file, offset, disk.block_size()) {
                 binding.params.flags &= !LO_FLAGS_DIRECT_IO;
             }
@@ -1009,7 +1020,7 @@ impl Device {
             let _frozen = disk.freeze();
             disk.set_limits(&limits)
         };
-        let want = binding.params.direct();
+        let want = binding.params.direct() || binding.backing.file.opened_direct();
         self.update_direct_io(binding, disk, want);
         result
     }
@@ -1025,17 +1036,19 @@ impl Device {
         let (backing, offset, read_only, direct) = {
             let io = self.io.lock();
             match &io.backing {
-                Some(backing) => (
+                Some(backing) if !io.rundown => (
                     backing.clone(),
                     io.offset,
                     io.flags & LO_FLAGS_READ_ONLY != 0,
                     io.flags & LO_FLAGS_DIRECT_IO != 0,
                 ),
-                None => return EIO.to_errno(),
+                _ => return EIO.to_errno(),
             }
         };
         let info = rq.info();
-        let write = info.op != bindings::req_op_REQ_OP_READ;
+        // `op_is_write()`: a flush is not a write (loop.c serves it on a
+        // read-only device).
+        let write = info.op & 1 != 0;
         if write && read_only {
             return EIO.to_errno();
         }
@@ -1072,10 +1085,7 @@ impl Device {
                     Err(err) => Err(err),
                 }
             }
-            bindings::req_op_REQ_OP_FLUSH => match file.fsync() {
-                Err(err) if err != EINVAL => Err(EIO),
-                _ => Ok(()),
-            },
+            bindings::req_op_REQ_OP_FLUSH => file.fsync().map_err(|_| EIO),
             bindings::req_op_REQ_OP_DISCARD | bindings::req_op_REQ_OP_WRITE_ZEROES => {
                 let mode = if info.op == bindings::req_op_REQ_OP_WRITE_ZEROES && info.nounmap {
                     FALLOC_FL_ZERO_RANGE
@@ -1085,7 +1095,13 @@ impl Device {
                 match pos().and_then(|p| {
                     file.fallocate(mode | FALLOC_FL_KEEP_SIZE, p, u64::from(info.bytes))
                 }) {
-                    Err(err) if err == sys::eopnotsupp() || err == EINVAL => Err(sys::eopnotsupp()),
+                    Err(err) if err == sys::eopnotsupp() => {
+                        // As loop.c: the queue stops offering what the file
+                        // turned out not to do, so this fails (and is
+                        // logged) once.
+                        rq.disk().disable(mode == FALLOC_FL_ZERO_RANGE);
+                        Err(err)
+                    }
                     Err(_) => Err(EIO),
                     Ok(()) => Ok(()),
                 }

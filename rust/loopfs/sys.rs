@@ -157,6 +157,14 @@ impl FileRef {
         unsafe { ffi::loopfs_file_magic(self.as_ptr()) }
     }
 
+    /// Whether the file was opened with `O_DIRECT`.
+    pub(crate) fn opened_direct(&self) -> bool {
+        // SAFETY: The file is alive; `f_flags` is read once, racing only
+        // with `fcntl(F_SETFL)`, as loop.c's reads do.
+        let flags = unsafe { (*self.as_ptr()).f_flags };
+        flags & ffi::LOOPFS_O_DIRECT != 0
+    }
+
     pub(crate) fn opened_for_write(&self) -> bool {
         self.f_mode() & FMODE_WRITE != 0
     }
@@ -524,6 +532,18 @@ impl<'a> Disk<'a> {
         unsafe { ffi::loopfs_disk_block_size(self.as_ptr()) }
     }
 
+    /// Sets the block size back to 512 bytes, leaving the other limits.
+    pub(crate) fn reset_block_size(&self) -> Result {
+        // SAFETY: The disk is alive.
+        to_result(unsafe { ffi::loopfs_disk_reset_block_size(self.as_ptr()) })
+    }
+
+    /// Stops offering write-zeroes (`write_zeroes`) or discard.
+    pub(crate) fn disable(&self, write_zeroes: bool) {
+        // SAFETY: The disk is alive.
+        unsafe { ffi::loopfs_disk_disable(self.as_ptr(), write_zeroes) };
+    }
+
     pub(crate) fn set_partscan(&self, on: bool) {
         // SAFETY: The disk is alive.
         unsafe { ffi::loopfs_disk_set_partscan(self.as_ptr(), on) };
@@ -751,6 +771,15 @@ impl Request {
         } else {
             Ok(ret as u32)
         }
+    }
+
+    /// The disk the request is for, alive while the request is served.
+    pub(crate) fn disk(&self) -> Disk<'_> {
+        // SAFETY: A started request's queue and disk outlive the request.
+        Disk(
+            unsafe { NonNull::new_unchecked(ffi::loopfs_rq_disk(self.0)) },
+            PhantomData,
+        )
     }
 
     /// Zeroes the request's buffers from byte `done` on.
