@@ -24,6 +24,31 @@
 #include <uapi/linux/loop.h>
 #include <uapi/linux/magic.h>
 
+#ifdef CONFIG_COMPAT
+#include <linux/compat.h>
+
+/* loop.c's struct compat_loop_info: struct loop_info of 32-bit programs. */
+struct loopfs_compat_loop_info {
+	compat_int_t	lo_number;
+	compat_dev_t	lo_device;
+	compat_ulong_t	lo_inode;
+	compat_dev_t	lo_rdevice;
+	compat_int_t	lo_offset;
+	compat_int_t	lo_encrypt_type;
+	compat_int_t	lo_encrypt_key_size;
+	compat_int_t	lo_flags;
+	char		lo_name[LO_NAME_SIZE];
+	unsigned char	lo_encrypt_key[LO_KEY_SIZE];
+	compat_ulong_t	lo_init[2];
+	char		reserved[4];
+};
+
+unsigned long loopfs_compat_ptr(unsigned long arg);
+int rust_loopfs_dev_compat_ioctl(void *dev, struct block_device *bdev,
+				 blk_mode_t mode, unsigned int cmd,
+				 unsigned long arg);
+#endif
+
 /*
  * Constants Rust needs whose macros are casts bindgen cannot evaluate: the
  * compiler evaluates them here, and bindgen passes the values on.
@@ -56,7 +81,8 @@ void loopfs_unregister_filesystem(void);
 u32 loopfs_max_devices(void);
 u32 loopfs_max_devices_per_userns(void);
 u32 loopfs_reserved_devices(void);
-int loopfs_fs_add_node(struct super_block *sb, const char *name, dev_t devt);
+int loopfs_fs_add_node(struct super_block *sb, const char *name, dev_t devt,
+		       u64 id);
 void loopfs_fs_remove_node(struct super_block *sb, const char *name);
 struct user_namespace *loopfs_get_user_ns(struct user_namespace *ns);
 void loopfs_put_user_ns(struct user_namespace *ns);
@@ -77,6 +103,9 @@ void loopfs_mutex_unlock(struct mutex *lock);
 void loopfs_blk_drain(void);
 struct workqueue_struct *loopfs_reap_queue(void);
 bool loopfs_file_is_loopfs_bdev(struct file *file);
+bool loopfs_bdev_has_id(struct block_device *bdev, u64 id);
+bool loopfs_file_untrusted(struct file *file);
+bool loopfs_current_user_ns_is(struct user_namespace *ns);
 dev_t loopfs_disk_devt(struct gendisk *disk);
 struct request_queue *loopfs_disk_queue(struct gendisk *disk);
 int loopfs_disk_openers(struct gendisk *disk);
@@ -123,6 +152,7 @@ long rust_loopfs_ctl_ioctl(void *instance, unsigned int cmd, unsigned long arg);
 
 /* Rust: devices (the disk's private reference). */
 int rust_loopfs_dev_open(void *dev);
+u64 rust_loopfs_dev_id(void *dev);
 bool rust_loopfs_dev_visible(void *dev);
 void rust_loopfs_dev_last_close(void *dev, struct gendisk *disk);
 int rust_loopfs_dev_ioctl(void *dev, struct block_device *bdev,

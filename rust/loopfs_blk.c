@@ -17,6 +17,7 @@
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/cred.h>
+#include <linux/dcache.h>
 #include <linux/fs.h>
 #include <linux/idr.h>
 #include <linux/module.h>
@@ -153,13 +154,30 @@ static char *loopfs_devnode(struct gendisk *disk, umode_t *mode)
 	return kasprintf(GFP_KERNEL, "loopfs/%d", disk->first_minor);
 }
 
+#ifdef CONFIG_COMPAT
+static int loopfs_bdev_compat_ioctl(struct block_device *bdev, blk_mode_t mode,
+				    unsigned int cmd, unsigned long arg)
+{
+	struct loopfs_disk *ld = bdev->bd_disk->private_data;
+
+	return rust_loopfs_dev_compat_ioctl(ld->dev, bdev, mode, cmd, arg);
+}
+
+unsigned long loopfs_compat_ptr(unsigned long arg)
+{
+	return (unsigned long)compat_ptr(arg);
+}
+#endif
+
 static const struct block_device_operations loopfs_bdev_ops = {
 	.owner		= THIS_MODULE,
 	.devnode	= loopfs_devnode,
 	.open		= loopfs_bdev_open,
 	.release	= loopfs_bdev_release,
 	.ioctl		= loopfs_bdev_ioctl,
-	.compat_ioctl	= blkdev_compat_ptr_ioctl,
+#ifdef CONFIG_COMPAT
+	.compat_ioctl	= loopfs_bdev_compat_ioctl,
+#endif
 };
 
 /*
@@ -404,6 +422,35 @@ bool loopfs_file_is_loopfs_bdev(struct file *file)
 
 	return S_ISBLK(inode->i_mode) &&
 		I_BDEV(inode)->bd_disk->fops == &loopfs_bdev_ops;
+}
+
+/*
+ * Whether bdev, which the caller holds open, is a disk or partition of the
+ * loopfs device with this id.
+ */
+bool loopfs_bdev_has_id(struct block_device *bdev, u64 id)
+{
+	struct gendisk *disk = bdev->bd_disk;
+	struct loopfs_disk *ld = disk->private_data;
+
+	return disk->fops == &loopfs_bdev_ops && rust_loopfs_dev_id(ld->dev) == id;
+}
+
+/*
+ * The inode a backing file's data is on (below overlayfs), and whether its
+ * filesystem was mounted by an untrusted user (FUSE in a user namespace):
+ * I/O there may wait on that user for ever.
+ */
+static struct inode *loopfs_file_real_inode(struct file *file)
+{
+	return d_real_inode(file->f_path.dentry);
+}
+
+bool loopfs_file_untrusted(struct file *file)
+{
+	struct super_block *sb = loopfs_file_real_inode(file)->i_sb;
+
+	return sb->s_iflags & SB_I_UNTRUSTED_MOUNTER;
 }
 
 dev_t loopfs_disk_devt(struct gendisk *disk)
@@ -664,7 +711,12 @@ void loopfs_file_restore_gfp(struct file *file, gfp_t gfp)
 
 u64 loopfs_file_magic(struct file *file)
 {
-	return file->f_mapping->host->i_sb->s_magic;
+	return loopfs_file_real_inode(file)->i_sb->s_magic;
+}
+
+bool loopfs_current_user_ns_is(struct user_namespace *ns)
+{
+	return current_user_ns() == ns;
 }
 
 /* The current task's credentials and file size limit, for backing I/O. */

@@ -78,6 +78,51 @@ void loopfs_put_user_ns(struct user_namespace *ns)
 	put_user_ns(ns);
 }
 
+/*
+ * Block nodes of an instance open through a wrapper of the block layer's
+ * open: a node outlives its device when someone holds it (O_PATH, a bind
+ * mount), and its number may by then belong to another disk. What opens must
+ * be a disk or partition of the very device the node was made for, whose id
+ * the inode keeps; else ENXIO.
+ */
+static const struct file_operations *loopfs_def_blk_fops;
+static const struct file_operations *loopfs_node_fops;
+
+static int loopfs_node_open(struct inode *inode, struct file *file)
+{
+	int ret;
+
+	ret = loopfs_def_blk_fops->open(inode, file);
+	if (ret)
+		return ret;
+	if (!loopfs_bdev_has_id(I_BDEV(file->f_mapping->host),
+				(uintptr_t)inode->i_private)) {
+		loopfs_def_blk_fops->release(inode, file);
+		return -ENXIO;
+	}
+	return 0;
+}
+
+/* The block layer's file operations (not exported), with that open. */
+static int loopfs_node_fops_init(void)
+{
+	struct inode *probe = kzalloc(sizeof(*probe), GFP_KERNEL);
+	struct file_operations *fops;
+
+	if (!probe)
+		return -ENOMEM;
+	init_special_inode(probe, S_IFBLK, 0);
+	loopfs_def_blk_fops = probe->i_fop;
+	kfree(probe);
+	fops = kmemdup(loopfs_def_blk_fops, sizeof(*fops), GFP_KERNEL);
+	if (!fops)
+		return -ENOMEM;
+	fops->owner = THIS_MODULE;
+	fops->open = loopfs_node_open;
+	loopfs_node_fops = fops;
+	return 0;
+}
+
 static struct inode *loopfs_new_inode(struct super_block *sb, umode_t mode)
 {
 	struct inode *inode = new_inode(sb);
@@ -99,10 +144,11 @@ static struct inode *loopfs_new_inode(struct super_block *sb, umode_t mode)
 
 /*
  * Creates the node name in the root of the instance: the loop-control
- * character device when devt is 0, a block device node otherwise.
+ * character device when devt is 0, else a block device node for the device
+ * with this id.
  */
 static int loopfs_add_node(struct super_block *sb, const char *name,
-			   dev_t devt)
+			   dev_t devt, u64 id)
 {
 	struct dentry *root = sb->s_root, *dentry;
 	struct inode *inode;
@@ -113,6 +159,8 @@ static int loopfs_add_node(struct super_block *sb, const char *name,
 		return -ENOMEM;
 	if (devt) {
 		init_special_inode(inode, S_IFBLK | 0600, devt);
+		inode->i_fop = loopfs_node_fops;
+		inode->i_private = (void *)(uintptr_t)id;
 	} else {
 		init_special_inode(inode, S_IFCHR | 0600, loopfs_ctl_devt);
 		inode->i_fop = &loopfs_ctl_fops;
@@ -136,9 +184,10 @@ static int loopfs_add_node(struct super_block *sb, const char *name,
 	return ret;
 }
 
-int loopfs_fs_add_node(struct super_block *sb, const char *name, dev_t devt)
+int loopfs_fs_add_node(struct super_block *sb, const char *name, dev_t devt,
+		       u64 id)
 {
-	return devt ? loopfs_add_node(sb, name, devt) : -EINVAL;
+	return devt ? loopfs_add_node(sb, name, devt, id) : -EINVAL;
 }
 
 void loopfs_fs_remove_node(struct super_block *sb, const char *name)
@@ -241,7 +290,7 @@ static int loopfs_fill_super(struct super_block *sb, struct fs_context *fc)
 	sb->s_root = d_make_root(root);
 	if (!sb->s_root)
 		return -ENOMEM;
-	return loopfs_add_node(sb, "loop-control", 0);
+	return loopfs_add_node(sb, "loop-control", 0, 0);
 }
 
 static int loopfs_fs_context_get_tree(struct fs_context *fc)
@@ -306,12 +355,21 @@ int loopfs_register_filesystem(void)
 {
 	int ret;
 
-	ret = alloc_chrdev_region(&loopfs_ctl_devt, 0, 1, "loopfs-control");
+	ret = loopfs_node_fops_init();
 	if (ret)
 		return ret;
+	ret = alloc_chrdev_region(&loopfs_ctl_devt, 0, 1, "loopfs-control");
+	if (ret)
+		goto out_fops;
 	ret = register_filesystem(&loopfs_fs_type);
 	if (ret)
-		unregister_chrdev_region(loopfs_ctl_devt, 1);
+		goto out_chrdev;
+	return 0;
+
+out_chrdev:
+	unregister_chrdev_region(loopfs_ctl_devt, 1);
+out_fops:
+	kfree(loopfs_node_fops);
 	return ret;
 }
 
@@ -319,4 +377,6 @@ void loopfs_unregister_filesystem(void)
 {
 	unregister_filesystem(&loopfs_fs_type);
 	unregister_chrdev_region(loopfs_ctl_devt, 1);
+	/* No node is left: each pins the module through the filesystem. */
+	kfree(loopfs_node_fops);
 }

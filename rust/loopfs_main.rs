@@ -122,17 +122,6 @@ fn remove_nodes(sb: &SuperBlock, number: u32, part_nodes: u64) {
 }
 
 impl Instance {
-    /// Whether `dev` is a device of this instance, which is mounted: if not,
-    /// it is an orphan, to be removed once idle.
-    pub(crate) fn holds(&self, dev: &Device) -> bool {
-        let inner = self.inner.lock();
-        inner.sb.is_some()
-            && inner
-                .devices
-                .get(&dev.number)
-                .is_some_and(|e| core::ptr::eq(&*e.dev, dev))
-    }
-
     /// Makes the instance's `loopNpM` nodes of `dev` match the partitions of
     /// its disk, read under the instance lock.
     pub(crate) fn sync_partition_nodes(&self, dev: &Device, disk: Disk<'_>) {
@@ -155,7 +144,7 @@ impl Instance {
                 sb.remove_node(&name);
                 entry.part_nodes &= !bit;
             }
-            if devt != 0 && sb.add_node(&name, devt).is_ok() {
+            if devt != 0 && sb.add_node(&name, devt, dev.id).is_ok() {
                 entry.part_nodes |= bit;
             }
         }
@@ -192,7 +181,11 @@ impl Instance {
         let dev = Device::new(number, self.clone())?;
         let added = dev.devt().and_then(|devt| {
             let mut inner = self.inner.lock();
-            inner.sb.as_ref().ok_or(ENODEV)?.add_node(&name, devt)?;
+            inner
+                .sb
+                .as_ref()
+                .ok_or(ENODEV)?
+                .add_node(&name, devt, dev.id)?;
             let entry = Entry {
                 dev: dev.clone(),
                 part_nodes: 0,
@@ -219,7 +212,12 @@ impl Instance {
             Some(entry) => entry.dev.clone(),
             None => return Err(ENODEV),
         };
-        let removal = dev.start_removal(false)?;
+        let removal = match dev.start_removal(false) {
+            Ok(removal) => Some(removal),
+            // Gone already: only the entry is left to drop.
+            Err(err) if err == ENXIO => None,
+            Err(err) => return Err(err),
+        };
         // Gone from the instance before the disk goes.
         {
             let mut inner = self.inner.lock();
@@ -228,7 +226,10 @@ impl Instance {
                 remove_nodes(sb, number, entry.part_nodes);
             }
         }
-        removal.finish();
+        match removal {
+            Some(removal) => removal.finish(),
+            None => return Err(ENODEV),
+        }
         Ok(0)
     }
 
@@ -427,6 +428,17 @@ unsafe extern "C" fn rust_loopfs_dev_open(dev: *mut c_void) -> c_int {
     to_c(unsafe { device(dev) }.open().map(|()| 0))
 }
 
+/// The device's id, which the instance's nodes carry.
+///
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]).
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_id(dev: *mut c_void) -> u64 {
+    // SAFETY: Guaranteed by the function's safety requirements.
+    unsafe { device(dev) }.id
+}
+
 /// Whether the current task may see the device's backing file.
 ///
 /// # Safety
@@ -469,6 +481,25 @@ unsafe extern "C" fn rust_loopfs_dev_ioctl(
     let bdev = unsafe { Bdev::from_raw(bdev) };
     // SAFETY: Guaranteed by the function's safety requirements.
     to_c(unsafe { device(dev) }.ioctl(&bdev, mode, cmd, arg))
+}
+
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]), `bdev` the
+/// block device the ioctl came in on.
+#[cfg(CONFIG_COMPAT)]
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_compat_ioctl(
+    dev: *mut c_void,
+    bdev: *mut bindings::block_device,
+    mode: bindings::blk_mode_t,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> c_int {
+    // SAFETY: The block device is open for the duration of the ioctl.
+    let bdev = unsafe { Bdev::from_raw(bdev) };
+    // SAFETY: Guaranteed by the function's safety requirements.
+    to_c(unsafe { device(dev) }.compat_ioctl(&bdev, mode, cmd, arg))
 }
 
 /// # Safety
@@ -527,8 +558,12 @@ c_declared!(
     rust_loopfs_ctl_ioctl,
     rust_loopfs_dev_open,
     rust_loopfs_dev_visible,
+    rust_loopfs_dev_id,
     rust_loopfs_dev_last_close,
     rust_loopfs_dev_ioctl,
     rust_loopfs_dev_do_request,
     rust_loopfs_dev_info,
 );
+
+#[cfg(CONFIG_COMPAT)]
+c_declared!(rust_loopfs_dev_compat_ioctl);

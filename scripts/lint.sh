@@ -34,10 +34,12 @@ patches=(patches/*.patch)
 for p in "${patches[@]}"; do
 	"${checkpatch[@]}" - <"$p" || { echo "($p)"; bad=1; }
 done
-# The C shims, strictly; not the files kbuild generates (*.mod.c).
+# The C shims, strictly; not the files kbuild generates (*.mod.c). One
+# file_operations is built at run time, from the block layer's (not
+# exported): CONST_STRUCT cannot hold for it.
 mapfile -t csrc < <(git ls-files 'rust/*.[ch]')
 if [ ${#csrc[@]} -gt 0 ]; then
-	"${checkpatch[@]}" --strict --ignore FILE_PATH_CHANGES -f "${csrc[@]}" || bad=1
+	"${checkpatch[@]}" --strict --ignore FILE_PATH_CHANGES,CONST_STRUCT -f "${csrc[@]}" || bad=1
 fi
 # The tests and samples run shell commands (long, split strings), and the
 # tests check loop.c's ENOSYS for unknown loop-control commands.

@@ -13,7 +13,7 @@ DEBS=(
 	clang lld llvm libclang-dev
 	make flex bison bc libelf-dev libssl-dev cpio xz-utils
 	qemu-system-x86 qemu-user-static busybox-static util-linux e2fsprogs fdisk fio
-	python3-venv kmod iproute2
+	python3-venv kmod iproute2 gcc-multilib
 )
 BINDGEN_VERSION=0.72.1
 VIRTME_NG_VERSION=1.42

@@ -27,6 +27,7 @@
 //! [`Registry`] keeps them, their last close removes them from a work queue
 //! that module exit drains, and module exit removes whatever is left.
 
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::{
     bindings,
     error::code::*,
@@ -122,9 +123,11 @@ fn counts() -> Result<&'static Mutex<Counts>> {
     unsafe { counts.as_ref() }.ok_or(ENODEV)
 }
 
-/// Keeps `dev` for module exit until its removal. An allocation failure
-/// only loses that safety net: the removal still comes with its last close.
+/// Makes `dev`, which has left its instance, an orphan: its last close
+/// removes it, and module exit does if nothing else did. An allocation
+/// failure only loses the latter safety net.
 pub(crate) fn orphan_add(dev: &Arc<Device>) {
+    dev.orphan.store(true, Ordering::Release);
     let key = core::ptr::from_ref::<Device>(dev) as usize;
     if let Ok(node) = RBTreeNode::new(key, dev.clone(), GFP_KERNEL) {
         if let Ok(counts) = counts() {
@@ -161,14 +164,15 @@ impl DeviceSlot {
             return Err(ENOSPC);
         }
         let per_ns = sys::max_devices_per_userns();
+        // Every level first: a refusal leaves nothing behind.
         for key in ns.lineage() {
-            match counts.per_ns.get(&key) {
-                Some(&n) if n >= per_ns => return Err(ENOSPC),
-                Some(_) => {}
-                None if per_ns == 0 => return Err(ENOSPC),
-                None => {
-                    counts.per_ns.insert(RBTreeNode::new(key, 0, GFP_KERNEL)?);
-                }
+            if counts.per_ns.get(&key).copied().unwrap_or(0) >= per_ns {
+                return Err(ENOSPC);
+            }
+        }
+        for key in ns.lineage() {
+            if counts.per_ns.get(&key).is_none() {
+                counts.per_ns.insert(RBTreeNode::new(key, 0, GFP_KERNEL)?);
             }
         }
         for key in ns.lineage() {
@@ -453,6 +457,11 @@ fn check_backing_file(file: &FileRef) -> Result {
     {
         return Err(EINVAL);
     }
+    // A filesystem an unprivileged user serves (FUSE in a user namespace):
+    // its I/O can wait on that user for ever, holding up host-wide sync.
+    if file.on_untrusted_fs() {
+        return Err(EINVAL);
+    }
     Ok(())
 }
 
@@ -482,10 +491,18 @@ fn discard_config(file: &FileRef) -> (u32, u32) {
     }
 }
 
+/// Device ids: never reused, so a node of a removed device can never open
+/// another.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 #[pin_data]
 pub(crate) struct Device {
+    /// Unique among all devices ever made; the instance's nodes carry it.
+    pub(crate) id: u64,
     /// Number within the instance: the node is `loop<number>`.
     pub(crate) number: u32,
+    /// No longer in its instance: removed once idle.
+    orphan: AtomicBool,
     pub(crate) instance: Arc<Instance>,
     #[pin]
     state: KillableMutex<State>,
@@ -516,7 +533,9 @@ impl Device {
         let slot = DeviceSlot::reserve(&instance.user_ns)?;
         let dev = Arc::pin_init(
             pin_init!(Device {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 number,
+                orphan: AtomicBool::new(false),
                 instance,
                 state <- KillableMutex::new(
                     State::New,
@@ -577,11 +596,18 @@ impl Device {
     }
 
     /// Opens only for a task whose user namespace is the instance's or below
-    /// it, or that is privileged over the instance's (host root). To others,
-    /// whatever node they made for it, the device does not exist.
+    /// it, or that is privileged over the instance's (host root). An
+    /// instance of the initial namespace is the host's: below it are the
+    /// containers, so its devices open only in the initial namespace. To
+    /// others, whatever node they made for it, the device does not exist.
     pub(crate) fn visible(&self) -> bool {
         let ns = &self.instance.user_ns;
-        ns.current_in() || ns.capable_sys_admin()
+        let inside = if ns.is_init() {
+            ns.is_current()
+        } else {
+            ns.current_in()
+        };
+        inside || ns.capable_sys_admin()
     }
 
     /// `lo_open()`.
@@ -607,8 +633,8 @@ impl Device {
             self.detach(disk, binding, true);
             self.state.lock_uninterruptible().finish_rundown();
         }
-        if !self.instance.holds(self) {
-            // An orphan: removal takes open_mutex, so it runs elsewhere.
+        if self.orphan.load(Ordering::Acquire) {
+            // Removal takes open_mutex, so it runs elsewhere.
             let _ = sys::reap_queue().enqueue(self.clone());
         }
     }
@@ -673,10 +699,10 @@ impl Device {
         let user = |len| UserSlice::new(arg, len);
         match cmd {
             LOOP_GET_STATUS => {
-                let old = self.status()?.to_old().ok_or_else(sys::eoverflow)?;
                 if arg == 0 {
                     return Err(EINVAL);
                 }
+                let old = self.status()?.to_old().ok_or_else(sys::eoverflow)?;
                 user(core::mem::size_of::<LoopInfo>())
                     .writer()
                     .write(&old)?;
@@ -724,6 +750,39 @@ impl Device {
             _ => Err(EINVAL),
         }
         .map(|()| 0)
+    }
+
+    /// A block ioctl of a 32-bit program (`lo_compat_ioctl()`): the legacy
+    /// status calls convert `struct compat_loop_info`, the pointer-taking
+    /// ones get their pointer converted, the others are the same.
+    #[cfg(CONFIG_COMPAT)]
+    pub(crate) fn compat_ioctl(&self, bdev: &Bdev, mode: u32, cmd: u32, arg: usize) -> Result<i32> {
+        let user = || UserSlice::new(arg, core::mem::size_of::<CompatLoopInfo>());
+        match cmd {
+            LOOP_SET_STATUS => {
+                if !self.instance.user_ns.capable_sys_admin() {
+                    return Err(EPERM);
+                }
+                let compat: CompatLoopInfo = user().reader().read()?;
+                self.set_status(bdev, bdev.disk()?, &compat.to_info64())
+                    .map(|()| 0)
+            }
+            LOOP_GET_STATUS => {
+                if arg == 0 {
+                    return Err(EINVAL);
+                }
+                let info = self.status()?;
+                let compat = CompatLoopInfo::from_info64(&info).ok_or_else(sys::eoverflow)?;
+                user().writer().write(&compat)?;
+                Ok(0)
+            }
+            LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
+            | LOOP_CONFIGURE => self.ioctl(bdev, mode, cmd, sys::compat_ptr(arg)),
+            LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_BLOCK_SIZE | LOOP_SET_DIRECT_IO => {
+                self.ioctl(bdev, mode, cmd, arg)
+            }
+            _ => Err(sys::enoioctlcmd()),
+        }
     }
 
     /// Rejects the device itself and loopfs disks as backing files

@@ -29,6 +29,7 @@ use kernel::{
     non_upper_case_globals,
     improper_ctypes,
     unreachable_pub,
+    unsafe_op_in_unsafe_fn,
     clippy::all,
     clippy::pedantic,
     clippy::undocumented_unsafe_blocks
@@ -47,6 +48,19 @@ pub(crate) fn eoverflow() -> Error {
 
 pub(crate) fn eopnotsupp() -> Error {
     Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+}
+
+/// `ENOIOCTLCMD`: the block layer answers `ENOTTY`.
+#[cfg(CONFIG_COMPAT)]
+pub(crate) fn enoioctlcmd() -> Error {
+    Error::from_errno(-(bindings::ENOIOCTLCMD as i32))
+}
+
+/// A 32-bit program's pointer argument as a kernel address (`compat_ptr()`).
+#[cfg(CONFIG_COMPAT)]
+pub(crate) fn compat_ptr(arg: usize) -> usize {
+    // SAFETY: Converts a number; no memory is touched.
+    unsafe { ffi::loopfs_compat_ptr(arg as _) as usize }
 }
 
 pub(crate) fn enosys() -> Error {
@@ -143,6 +157,12 @@ impl FileRef {
 
     pub(crate) fn opened_for_read(&self) -> bool {
         self.f_mode() & FMODE_READ != 0
+    }
+
+    /// Whether the file's data is on a filesystem an untrusted user mounted.
+    pub(crate) fn on_untrusted_fs(&self) -> bool {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_untrusted(self.as_ptr()) }
     }
 
     /// Whether this is a loopfs disk or partition, of any instance.
@@ -401,7 +421,7 @@ impl DiskRef {
     pub(crate) fn lock_open(&self) -> OpenGuard<'_> {
         // SAFETY: The counted reference keeps the gendisk and its mutex.
         unsafe { ffi::loopfs_disk_lock_open(self.0.as_ptr()) };
-        OpenGuard(self)
+        OpenGuard(self, PhantomData)
     }
 }
 
@@ -412,8 +432,8 @@ impl Drop for DiskRef {
     }
 }
 
-/// A held `open_mutex`, released on drop.
-pub(crate) struct OpenGuard<'a>(&'a DiskRef);
+/// A held `open_mutex`, released on drop, on the task that took it.
+pub(crate) struct OpenGuard<'a>(&'a DiskRef, PhantomData<*mut ()>);
 
 impl Drop for OpenGuard<'_> {
     fn drop(&mut self) {
@@ -588,8 +608,8 @@ unsafe impl<T: Send> Send for KillableMutex<T> {}
 // SAFETY: As above.
 unsafe impl<T: Send> Sync for KillableMutex<T> {}
 
-/// A held [`KillableMutex`].
-pub(crate) struct KillableGuard<'a, T>(&'a KillableMutex<T>);
+/// A held [`KillableMutex`], released on drop, on the task that took it.
+pub(crate) struct KillableGuard<'a, T>(&'a KillableMutex<T>, PhantomData<*mut ()>);
 
 impl<T> KillableMutex<T> {
     pub(crate) fn new(
@@ -620,14 +640,14 @@ impl<T> KillableMutex<T> {
         if unsafe { ffi::loopfs_mutex_lock_killable(self.mutex.get()) } != 0 {
             return Err(EINTR);
         }
-        Ok(KillableGuard(self))
+        Ok(KillableGuard(self, PhantomData))
     }
 
     /// Locks whatever comes: for release and teardown paths.
     pub(crate) fn lock_uninterruptible(&self) -> KillableGuard<'_, T> {
         // SAFETY: The mutex was initialised in `new()`.
         unsafe { ffi::loopfs_mutex_lock(self.mutex.get()) };
-        KillableGuard(self)
+        KillableGuard(self, PhantomData)
     }
 }
 
@@ -812,6 +832,16 @@ impl UserNs {
         UserNs(self.0)
     }
 
+    pub(crate) fn is_init(&self) -> bool {
+        self.lineage().next().is_none()
+    }
+
+    /// Whether the current task's user namespace is this one.
+    pub(crate) fn is_current(&self) -> bool {
+        // SAFETY: The namespace is alive while we hold a reference.
+        unsafe { ffi::loopfs_current_user_ns_is(self.0.as_ptr()) }
+    }
+
     /// Whether the current task's user namespace is this one or below it.
     pub(crate) fn current_in(&self) -> bool {
         // SAFETY: The namespace is alive while we hold a reference.
@@ -866,9 +896,10 @@ impl SuperBlock {
         NonNull::new(sb).map(SuperBlock)
     }
 
-    pub(crate) fn add_node(&self, name: &CStr, devt: bindings::dev_t) -> Result {
+    /// Adds block node `name` for `devt` of the device with id `id`.
+    pub(crate) fn add_node(&self, name: &CStr, devt: bindings::dev_t, id: u64) -> Result {
         // SAFETY: The superblock is alive (see `from_raw`); `name` is a C string.
-        to_result(unsafe { ffi::loopfs_fs_add_node(self.0.as_ptr(), name.as_char_ptr(), devt) })
+        to_result(unsafe { ffi::loopfs_fs_add_node(self.0.as_ptr(), name.as_char_ptr(), devt, id) })
     }
 
     pub(crate) fn remove_node(&self, name: &CStr) {

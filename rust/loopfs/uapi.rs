@@ -218,3 +218,94 @@ impl LoopConfig {
         }
     }
 }
+
+/// `struct compat_loop_info`, the 32-bit `struct loop_info`, with its
+/// padding as fields.
+#[cfg(CONFIG_COMPAT)]
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct CompatLoopInfo {
+    pub(crate) lo_number: i32,
+    pub(crate) lo_device: u16,
+    _pad0: u16,
+    pub(crate) lo_inode: u32,
+    pub(crate) lo_rdevice: u16,
+    _pad1: u16,
+    pub(crate) lo_offset: i32,
+    pub(crate) lo_encrypt_type: i32,
+    pub(crate) lo_encrypt_key_size: i32,
+    pub(crate) lo_flags: i32,
+    pub(crate) lo_name: [u8; LO_NAME_SIZE],
+    pub(crate) lo_encrypt_key: [u8; LO_KEY_SIZE as usize],
+    pub(crate) lo_init: [u32; 2],
+    reserved: [u8; 4],
+}
+
+#[cfg(CONFIG_COMPAT)]
+same_layout!(
+    CompatLoopInfo,
+    ffi::loopfs_compat_loop_info,
+    lo_number,
+    lo_device,
+    lo_inode,
+    lo_rdevice,
+    lo_offset,
+    lo_encrypt_type,
+    lo_encrypt_key_size,
+    lo_flags,
+    lo_name,
+    lo_encrypt_key,
+    lo_init,
+    reserved,
+);
+
+// SAFETY: Plain integers and byte arrays, the padding spelled out as fields
+// (the layout is checked above): every bit pattern is valid and no byte is
+// uninitialised.
+#[cfg(CONFIG_COMPAT)]
+unsafe impl FromBytes for CompatLoopInfo {}
+// SAFETY: As above.
+#[cfg(CONFIG_COMPAT)]
+unsafe impl AsBytes for CompatLoopInfo {}
+
+#[cfg(CONFIG_COMPAT)]
+impl CompatLoopInfo {
+    /// `loop_info64_from_compat()`.
+    pub(crate) fn to_info64(self) -> LoopInfo64 {
+        LoopInfo64 {
+            lo_number: self.lo_number as u32,
+            lo_device: u64::from(self.lo_device),
+            lo_inode: u64::from(self.lo_inode),
+            lo_rdevice: u64::from(self.lo_rdevice),
+            lo_offset: self.lo_offset as u64,
+            lo_flags: self.lo_flags as u32,
+            lo_file_name: self.lo_name,
+            ..LoopInfo64::zeroed()
+        }
+    }
+
+    /// `loop_info64_to_compat()`: `None` when a value does not fit.
+    pub(crate) fn from_info64(info: &LoopInfo64) -> Option<Self> {
+        let compat = CompatLoopInfo {
+            lo_number: info.lo_number as i32,
+            lo_device: info.lo_device as u16,
+            _pad0: 0,
+            lo_inode: info.lo_inode as u32,
+            lo_rdevice: info.lo_rdevice as u16,
+            _pad1: 0,
+            lo_offset: info.lo_offset as i32,
+            lo_encrypt_type: info.lo_encrypt_type as i32,
+            lo_encrypt_key_size: info.lo_encrypt_key_size as i32,
+            lo_flags: info.lo_flags as i32,
+            lo_name: info.lo_file_name,
+            lo_encrypt_key: [0; LO_KEY_SIZE as usize],
+            lo_init: [0; 2],
+            reserved: [0; 4],
+        };
+        let fits = u64::from(compat.lo_device) == info.lo_device
+            && u64::from(compat.lo_rdevice) == info.lo_rdevice
+            && u64::from(compat.lo_inode) == info.lo_inode
+            && compat.lo_offset as u64 == info.lo_offset;
+        fits.then_some(compat)
+    }
+}

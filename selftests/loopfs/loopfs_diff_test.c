@@ -460,8 +460,8 @@ FIXTURE_TEARDOWN(diff)
 }
 
 /* One step on both sides; returns 0 if they agree or differ as known. */
-static int step(struct __test_metadata *_metadata, FIXTURE_DATA(diff) *self,
-		const struct op *op)
+static int compare_step(struct __test_metadata *_metadata, struct _test_data_diff *self,
+			const struct op *op)
 {
 	static struct result a, b;
 	char why[256], what[256];
@@ -540,7 +540,7 @@ TEST_F(diff, scripted)
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(script); i++)
-		ASSERT_EQ(0, step(_metadata, self, &script[i]));
+		ASSERT_EQ(0, compare_step(_metadata, self, &script[i]));
 	TH_LOG("%d steps, %d known differences", self->steps, self->known);
 }
 
@@ -603,7 +603,7 @@ TEST_F(diff, random)
 	for (i = 0; i < steps; i++) {
 		struct op op = random_op();
 
-		ASSERT_EQ(0, step(_metadata, self, &op)) TH_LOG("seed %llu", seed);
+		ASSERT_EQ(0, compare_step(_metadata, self, &op)) TH_LOG("seed %llu", seed);
 	}
 	TH_LOG("%d steps, %d known differences", self->steps, self->known);
 }

@@ -10,10 +10,12 @@
  */
 
 #define _GNU_SOURCE
+#include <linux/fuse.h>
 #include <linux/loop.h>
 #include <limits.h>
 #include <linux/netlink.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/resource.h>
@@ -307,6 +309,106 @@ TEST(foreign_nodes_do_not_open)
 	EXPECT_EQ(0, tenant_stop(&t));
 }
 
+/* A host instance's device: no container opens it through a node either. */
+TEST(host_instance_devices_stay_the_hosts)
+{
+	char dir[] = "/tmp/loopfs_hostdev.XXXXXX", lfs[128], node[160];
+	struct probe p;
+	struct stat st;
+	int ctl;
+
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	ASSERT_NE(NULL, mkdtemp(dir));
+	ASSERT_EQ(0, chmod(dir, 0755));
+	snprintf(lfs, sizeof(lfs), "%s/lfs", dir);
+	ASSERT_EQ(0, mkdir(lfs, 0755));
+	ASSERT_EQ(0, mount("loop", lfs, "loop", 0, NULL));
+	snprintf(node, sizeof(node), "%s/loop-control", lfs);
+	ctl = open(node, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl);
+	ASSERT_EQ(0, ioctl(ctl, LOOP_CTL_ADD, 0));
+	snprintf(node, sizeof(node), "%s/loop0", lfs);
+	ASSERT_EQ(0, stat(node, &st));
+	snprintf(node, sizeof(node), "%s/node", dir);
+	ASSERT_EQ(0, mknod(node, S_IFBLK | 0666, st.st_rdev));
+	ASSERT_EQ(0, chmod(node, 0666));
+
+	p = (struct probe){ node, true };
+	EXPECT_EQ(ENXIO, nsdev_run_child(probe_open, &p, false));
+	/* In the initial namespace, the node's mode decides, as for loop.c. */
+	p = (struct probe){ node, false };
+	EXPECT_EQ(0, nsdev_run_child(probe_open, &p, false));
+
+	unlink(node);
+	EXPECT_EQ(0, ioctl(ctl, LOOP_CTL_REMOVE, 0));
+	close(ctl);
+	EXPECT_EQ(0, umount2(lfs, 0));
+	rmdir(lfs);
+	rmdir(dir);
+}
+
+struct stale_arg {
+	char dir[64];
+};
+
+/*
+ * A node kept past its device's removal (O_PATH) opens nothing, even once its
+ * device number belongs to another device: here the container's own, so that
+ * only the node's check can refuse.
+ */
+static int stale_node(void *arg)
+{
+	struct stale_arg *a = arg;
+	char path[PATH_MAX], other[128];
+	struct stat before, after;
+	int ctl, ctl2, node, fd;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(a->dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", a->dir);
+	node = open(path, O_PATH | O_CLOEXEC);
+	CHILD_CHECK(node >= 0);
+	CHILD_CHECK(!fstat(node, &before));
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 0) == 0);
+
+	/* Another instance's device takes the freed number. */
+	snprintf(other, sizeof(other), "%s/other", a->dir);
+	CHILD_CHECK(!mkdir(other, 0755) && !mount("loop", other, "loop", 0, NULL));
+	snprintf(path, sizeof(path), "%s/loop-control", other);
+	ctl2 = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(ctl2 >= 0);
+	CHILD_CHECK(ioctl(ctl2, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/loop0", other);
+	CHILD_CHECK(!stat(path, &after));
+	if (after.st_rdev != before.st_rdev) {
+		fprintf(stderr, "# the number was not reused: nothing to try\n");
+		_exit(2);
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", node);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(fd == -1 && errno == ENXIO);
+	/* The new device's own node works. */
+	snprintf(path, sizeof(path), "%s/loop0", other);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	close(fd);
+	return 0;
+}
+
+TEST(stale_node_opens_nothing)
+{
+	struct stale_arg a;
+
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_stale.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+	EXPECT_EQ(0, nsdev_run_child(stale_node, &a, false));
+	rmdir(a.dir);
+}
+
 struct bad_fd_arg {
 	char dir[64];
 	bool userns;
@@ -505,6 +607,148 @@ TEST(backing_io_with_binder_credentials)
 	unlink(a.file);
 	rmdir(host);
 	rmdir(a.dir);
+}
+
+/* A FUSE server with one 1 MiB regular file, "f", enough to open it. */
+static void fuse_reply(int fd, const struct fuse_in_header *in, int error,
+		       const void *out, size_t len)
+{
+	char buf[sizeof(struct fuse_out_header) + 256];
+	struct fuse_out_header *hdr = (void *)buf;
+
+	hdr->len = sizeof(*hdr) + (error ? 0 : len);
+	hdr->error = error;
+	hdr->unique = in->unique;
+	if (!error)
+		memcpy(buf + sizeof(*hdr), out, len);
+	if (write(fd, buf, hdr->len) < 0)
+		return;
+}
+
+static void fuse_attr(struct fuse_attr *attr, __u64 ino)
+{
+	memset(attr, 0, sizeof(*attr));
+	attr->ino = ino;
+	attr->nlink = 1;
+	attr->blksize = 4096;
+	if (ino == FUSE_ROOT_ID) {
+		attr->mode = S_IFDIR | 0755;
+	} else {
+		attr->mode = S_IFREG | 0666;
+		attr->size = 1 << 20;
+		attr->blocks = (1 << 20) / 512;
+	}
+}
+
+static void fuse_serve(int fd)
+{
+	static char buf[FUSE_MIN_READ_BUFFER + 65536];
+	struct fuse_in_header *in = (void *)buf;
+	struct fuse_init_out init = {
+		.major = FUSE_KERNEL_VERSION, .minor = FUSE_KERNEL_MINOR_VERSION,
+		.max_write = 4096, .max_pages = 1, .time_gran = 1,
+	};
+	struct fuse_entry_out entry = { .nodeid = 2 };
+	struct fuse_attr_out attr = { 0 };
+	struct fuse_open_out open_out = { .fh = 1 };
+
+	fuse_attr(&entry.attr, 2);
+	while (read(fd, buf, sizeof(buf)) > 0) {
+		switch (in->opcode) {
+		case FUSE_INIT:
+			fuse_reply(fd, in, 0, &init, sizeof(init));
+			break;
+		case FUSE_LOOKUP:
+			fuse_reply(fd, in, 0, &entry, sizeof(entry));
+			break;
+		case FUSE_GETATTR:
+			fuse_attr(&attr.attr, in->nodeid);
+			fuse_reply(fd, in, 0, &attr, sizeof(attr));
+			break;
+		case FUSE_OPEN:
+		case FUSE_OPENDIR:
+			fuse_reply(fd, in, 0, &open_out, sizeof(open_out));
+			break;
+		case FUSE_FORGET:
+		case FUSE_BATCH_FORGET:
+			break;
+		case FUSE_FLUSH:
+		case FUSE_RELEASE:
+		case FUSE_RELEASEDIR:
+			fuse_reply(fd, in, 0, NULL, 0);
+			break;
+		default:
+			fuse_reply(fd, in, -ENOSYS, NULL, 0);
+		}
+	}
+}
+
+struct fuse_arg {
+	char dir[64];
+};
+
+/*
+ * A file of a FUSE filesystem the container serves itself cannot back a
+ * device: I/O on it could wait on the container for ever, and with it the
+ * host's sync(2).
+ */
+static int fuse_backing(void *arg)
+{
+	struct loop_config config = { 0 };
+	struct fuse_arg *a = arg;
+	char path[PATH_MAX], opts[128];
+	int ctl, dev, fuse, file;
+	pid_t server;
+
+	/* Opened in the namespace that mounts: FUSE insists. */
+	CHILD_CHECK(!nsdev_become_userns_root());
+	fuse = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(fuse >= 0);
+	ctl = private_instance(a->dir);
+	CHILD_CHECK(ctl >= 0);
+	snprintf(path, sizeof(path), "%s/fuse", a->dir);
+	CHILD_CHECK(!mkdir(path, 0755));
+	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fuse);
+	CHILD_CHECK(!mount("nsdev", path, "fuse", 0, opts));
+	server = fork();
+	CHILD_CHECK(server >= 0);
+	if (server == 0) {
+		fuse_serve(fuse);
+		_exit(0);
+	}
+	snprintf(path, sizeof(path), "%s/fuse/f", a->dir);
+	file = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(file >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", a->dir);
+	dev = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	config.fd = file;
+	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == -1 && errno == EINVAL);
+	CHILD_CHECK(ioctl(dev, LOOP_SET_FD, file) == -1 && errno == EINVAL);
+	close(file);
+	close(dev);
+	snprintf(path, sizeof(path), "%s/fuse", a->dir);
+	umount2(path, MNT_DETACH);
+	kill(server, SIGKILL);
+	nsdev_wait(server);
+	return 0;
+}
+
+TEST(fuse_backing_file_einval)
+{
+	struct fuse_arg a;
+	struct stat st;
+
+	/* As distributions ship it: any user may open /dev/fuse. */
+	ASSERT_EQ(0, stat("/dev/fuse", &st));
+	ASSERT_EQ(0, chmod("/dev/fuse", 0666));
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_fuse.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+	EXPECT_EQ(0, nsdev_run_child(fuse_backing, &a, false));
+	rmdir(a.dir);
+	chmod("/dev/fuse", st.st_mode & 07777);
 }
 
 static unsigned int param(const char *path)
