@@ -63,7 +63,8 @@ stress: modules selftests
 run: modules selftests
 	@$(set_kdir); $(S)/vm.sh "$$kdir" run
 
-# fio: loopfs against the in-kernel loop driver and the raw file.
+# fio: loopfs against the in-kernel loop driver and the raw file, then the
+# device scaling figures (BENCH_SIZE, BENCH_RUNTIME, BENCH_REPS, BENCH_SCALE).
 bench: modules samples
 	@$(set_kdir); $(S)/vm.sh "$$kdir" bench
 

@@ -47,6 +47,9 @@ truncate -s 64M disk.img
 run losetup -f --show disk.img
 run losetup -l /dev/loop0
 run ls -l "$ws/loopfs"
+echo "# losetup -a lists nothing here: it looks for /dev/loopfs<minor> nodes,"
+echo "# which exist neither in a container nor on the host (loopfs.rst)"
+run losetup -a
 
 step "the device works: an ext4 filesystem, made and checked in the container"
 run mkfs.ext4 -q /dev/loop0

@@ -1,75 +1,119 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Runs in the test guest (make bench): fio against the raw backing file, the
-# in-kernel loop driver and a loopfs device on that same file, in one run,
-# and prints each loop driver's throughput as a ratio of the others.
-# The backing file lives on tmpfs: the figures compare driver overhead, not
-# storage.
+# Runs in the test guest (make bench). fio against the raw backing file, the
+# in-kernel loop driver and a loopfs device on that same file, interleaved
+# (each repetition runs every job on the three in turn), with the backing
+# file on ext4 on a RAM block device (brd), both with direct I/O to the
+# backing file and buffered. Prints per job the median and the spread
+# (min-max) of BENCH_REPS runs and the ratios loopfs/loop.c and loopfs/raw
+# of the medians; then the device scaling figures (scripts/bench-scale.py).
 set -eu
 
 size=${BENCH_SIZE:-256M}
-runtime=${BENCH_RUNTIME:-8}
+runtime=${BENCH_RUNTIME:-5}
+reps=${BENCH_REPS:-3}
+here=$(dirname "$0")
 ws=$(mktemp -d /tmp/bench.XXXXXX)
-mount -t tmpfs -o size=1g tmpfs "$ws"
-truncate -s "$size" "$ws/img"
-# Fill it so that reads hit real pages.
-dd if=/dev/zero of="$ws/img" bs=1M count="${size%M}" conv=notrunc status=none
+
+[ -b /dev/ram0 ] || { echo "no /dev/ram0 (CONFIG_BLK_DEV_RAM)"; exit 1; }
+mkfs.ext4 -q -F /dev/ram0
+mkdir "$ws/ext4"
+mount /dev/ram0 "$ws/ext4"
+img=$ws/ext4/img
+fallocate -l "$size" "$img"
+dd if=/dev/urandom of="$img" bs=1M count="${size%M}" conv=notrunc status=none
+sync
 
 mkdir "$ws/lfs"
 mount -t loop loop "$ws/lfs"
-ln -s "$ws/lfs/loop-control" "$ws/ctl"
-lfsn=$(python3 -c "import fcntl,os; print(fcntl.ioctl(os.open('$ws/ctl', os.O_RDWR), 0x4C82))")
-loopfs_dev="$ws/lfs/loop$lfsn"
-python3 - "$loopfs_dev" "$ws/img" <<'PY'
+
+# loop_config with LO_FLAGS_DIRECT_IO (lo_flags at 8 + 52) when asked.
+lfs_attach() {
+	python3 - "$ws/lfs" "$img" "$1" <<'PY'
 import fcntl, os, struct, sys
-dev = os.open(sys.argv[1], os.O_RDWR)
+ctl = os.open(sys.argv[1] + "/loop-control", os.O_RDWR)
+n = fcntl.ioctl(ctl, 0x4C82)
+dev = os.open("%s/loop%d" % (sys.argv[1], n), os.O_RDWR)
 f = os.open(sys.argv[2], os.O_RDWR)
-# struct loop_config: fd, block_size, loop_info64 (lo_flags at 52), reserved
 cfg = bytearray(304)
 struct.pack_into("II", cfg, 0, f, 0)
-struct.pack_into("I", cfg, 8 + 52, 16)  # LO_FLAGS_DIRECT_IO
+struct.pack_into("I", cfg, 8 + 52, 16 if sys.argv[3] == "on" else 0)
 fcntl.ioctl(dev, 0x4C0A, cfg)
+print("%s/loop%d" % (sys.argv[1], n))
 PY
-c_dev=$(losetup -f --show --direct-io=on "$ws/img")
+}
+
+lfs_detach() {
+	python3 -c "import fcntl,os; fcntl.ioctl(os.open('$1', os.O_RDONLY), 0x4C01)"
+}
 
 jobs=("seq-read:read:1M" "seq-write:write:1M" "rand-read:randread:4k" "rand-write:randwrite:4k")
-declare -A bw
-for target in raw loop loopfs; do
-	case $target in
-	raw) file="$ws/img" ;;
-	loop) file=$c_dev ;;
-	loopfs) file=$loopfs_dev ;;
-	esac
-	for job in "${jobs[@]}"; do
-		IFS=: read -r name rw bs <<<"$job"
-		fio --name="$name" --filename="$file" --rw="$rw" --bs="$bs" \
-			--direct=1 --ioengine=libaio --iodepth=16 --size="$size" \
-			--invalidate=0 --time_based --runtime="$runtime" \
-			--output-format=json --output="$ws/out.json"
-		bw[$target,$name]=$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(int(j["read"]["bw"] + j["write"]["bw"]))' "$ws/out.json")
+targets=(raw loop loopfs)
+out=$ws/results
+: >"$out"
+
+for mode in direct buffered; do
+	dio=$([ $mode = direct ] && echo on || echo off)
+	c_dev=$(losetup -f --show --direct-io=$dio "$img")
+	lfs_dev=$(lfs_attach $dio)
+	for rep in $(seq "$reps"); do
+		for job in "${jobs[@]}"; do
+			IFS=: read -r name rw bs <<<"$job"
+			for target in "${targets[@]}"; do
+				case $target in
+				raw) file=$img direct=$([ $mode = direct ] && echo 1 || echo 0) ;;
+				loop) file=$c_dev direct=1 ;;
+				loopfs) file=$lfs_dev direct=1 ;;
+				esac
+				sync
+				echo 3 >/proc/sys/vm/drop_caches
+				fio --name="$name" --filename="$file" --rw="$rw" --bs="$bs" \
+					--direct=$direct --ioengine=libaio --iodepth=16 \
+					--size="$size" --invalidate=0 --time_based \
+					--runtime="$runtime" --output-format=json \
+					--output="$ws/out.json"
+				python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(sys.argv[2], int(j["read"]["bw"] + j["write"]["bw"]))' \
+					"$ws/out.json" "$mode $name $target" >>"$out"
+			done
+		done
 	done
+	losetup -d "$c_dev"
+	lfs_detach "$lfs_dev"
 done
 
-printf '\nfio, direct=1, libaio iodepth 16, %s of a %s file on tmpfs, %ss each (KiB/s)\n' \
-	"$size" "$size" "$runtime"
-printf '%-11s %10s %10s %10s %12s %12s\n' job raw loop loopfs loopfs/loop loopfs/raw
-for job in "${jobs[@]}"; do
-	name=${job%%:*}
-	r=${bw[raw,$name]} l=${bw[loop,$name]} f=${bw[loopfs,$name]}
-	printf '%-11s %10d %10d %10d %12s %12s\n' "$name" "$r" "$l" "$f" \
-		"$(python3 -c "print(f'{$f/$l:.2f}')")" "$(python3 -c "print(f'{$f/$r:.2f}')")"
-done
+python3 - "$out" "$size" "$runtime" "$reps" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    mode, job, target, bw = line.split()
+    runs.setdefault((mode, job, target), []).append(int(bw))
+print("\nfio, libaio iodepth 16, %s file on ext4 on brd, %ss runs, %s repetitions "
+      "interleaved; KiB/s median [min-max]" % (sys.argv[2], sys.argv[3], sys.argv[4]))
+print("devices with fio direct=1; 'direct'/'buffered': the loop drivers' backing "
+      "I/O (and fio on the raw file)")
+hdr = "%-9s %-11s %26s %26s %26s %8s %8s"
+print(hdr % ("mode", "job", "raw", "loop.c", "loopfs", "lfs/loop", "lfs/raw"))
+for mode in ("direct", "buffered"):
+    for job in ("seq-read", "seq-write", "rand-read", "rand-write"):
+        med, cell = {}, {}
+        for t in ("raw", "loop", "loopfs"):
+            v = runs[(mode, job, t)]
+            med[t] = statistics.median(v)
+            cell[t] = "%d [%d-%d]" % (med[t], min(v), max(v))
+        print(hdr % (mode, job, cell["raw"], cell["loop"], cell["loopfs"],
+                     "%.2f" % (med["loopfs"] / med["loop"]),
+                     "%.2f" % (med["loopfs"] / med["raw"])))
+PY
 
-losetup -d "$c_dev"
-python3 -c "import fcntl,os; fcntl.ioctl(os.open('$loopfs_dev', os.O_RDONLY), 0x4C01)"
-rm "$ws/ctl"
 umount "$ws/lfs"
-umount "$ws"
-rmdir "$ws"
+umount "$ws/ext4"
+rm -rf "$ws"
+
+python3 "$here/bench-scale.py" ${BENCH_SCALE:-}
 
 # The guard check (kernels with patches/ and devguard.ko loaded).
-bench=$(dirname "$0")/../build/samples/devguard-bench
+bench=$here/../build/samples/devguard-bench
 if [ -x "$bench" ] && grep -qw devguard /proc/modules; then
 	"$bench"
 fi
