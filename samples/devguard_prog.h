@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "nsdev_helpers.h"
+
 /* A device the program allows: type 'c' or 'b'; minor -1 for any. */
 struct devguard_rule {
 	char type;
@@ -126,30 +128,14 @@ static inline int devguard_detach(int prog_fd, int cgroup_fd)
 	return devguard_bpf(BPF_PROG_DETACH, &attr);
 }
 
-/* The major of driver from /proc/devices, or -1. */
-static inline int devguard_proc_major(const char *driver)
-{
-	char line[128], name[64];
-	int major = -1, m;
-	FILE *f = fopen("/proc/devices", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%d %63s", &m, name) == 2 && !strcmp(name, driver))
-			major = m;
-	fclose(f);
-	return major;
-}
-
 /*
  * Adds what a container needs to use loopfs: its loop-control nodes (char
  * "loopfs-control") and its disks (block "loopfs"). Returns the new count.
  */
 static inline int devguard_add_loopfs(struct devguard_rule *rules, int n)
 {
-	int ctl = devguard_proc_major("loopfs-control");
-	int blk = devguard_proc_major("loopfs");
+	int ctl = nsdev_proc_major("loopfs-control");
+	int blk = nsdev_proc_major("loopfs");
 
 	if (ctl > 0 && n < DEVGUARD_MAX_RULES)
 		rules[n++] = (struct devguard_rule){ 'c', ctl, -1 };

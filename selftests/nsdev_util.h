@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../samples/nsdev_helpers.h"
@@ -86,6 +87,26 @@ static inline int nsdev_run_child(int (*fn)(void *), void *arg, bool userns)
 		_exit(fn(arg));
 	}
 	return nsdev_wait(pid);
+}
+
+/* The seed a random test runs with: from the environment, else the clock. */
+static inline unsigned long long nsdev_seed(const char *env)
+{
+	const char *value = getenv(env);
+	struct timespec ts;
+
+	if (value && *value)
+		return strtoull(value, NULL, 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000007ULL + ts.tv_nsec;
+}
+
+/* A count from the environment, else dflt. */
+static inline long nsdev_env_count(const char *env, long dflt)
+{
+	const char *value = getenv(env);
+
+	return value && *value ? strtol(value, NULL, 0) : dflt;
 }
 
 /* Runs a formatted shell command; returns its exit status. */

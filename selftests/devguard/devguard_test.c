@@ -578,7 +578,7 @@ static int loopfs_node(struct container *c)
 
 TEST_F(guarded, loopfs_device_node_made_in_container)
 {
-	ASSERT_LT(0, devguard_proc_major("loopfs")) TH_LOG("loopfs.ko is not loaded");
+	ASSERT_LT(0, nsdev_proc_major("loopfs")) TH_LOG("loopfs.ko is not loaded");
 	ASSERT_EQ(0, in_container(self->cgroup, self->work, loopfs_node, NULL));
 }
 

@@ -585,19 +585,9 @@ static struct op random_op(void)
 
 TEST_F(diff, random)
 {
-	long steps = 400, i;
-	unsigned long long seed;
-	struct timespec ts;
-	char *env;
+	unsigned long long seed = nsdev_seed("NSDEV_DIFF_SEED");
+	long steps = nsdev_env_count("NSDEV_DIFF_STEPS", 400), i;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	seed = (unsigned long long)ts.tv_sec * 1000003ULL + ts.tv_nsec;
-	env = getenv("NSDEV_DIFF_SEED");
-	if (env && *env)
-		seed = strtoull(env, NULL, 0);
-	env = getenv("NSDEV_DIFF_STEPS");
-	if (env && *env)
-		steps = strtol(env, NULL, 0);
 	rng_state = seed | 1;
 	TH_LOG("seed %llu, %ld steps (NSDEV_DIFF_SEED=%llu repeats it)", seed, steps, seed);
 	for (i = 0; i < steps; i++) {

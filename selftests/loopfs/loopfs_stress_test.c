@@ -497,21 +497,11 @@ int main(int argc, char **argv)
 		{ .name = "init-root", .userns = false },
 		{ .name = "userns-root", .userns = true },
 	};
-	unsigned long long seed;
-	long ops = 3000;
+	unsigned long long seed = nsdev_seed("NSDEV_STRESS_SEED");
+	long ops = nsdev_env_count("NSDEV_STRESS_OPS", 3000);
 	int workers = 2, opt, i, bad = 0;
 	struct timespec t0, t1;
 	pid_t pids[2];
-	char *env;
-
-	clock_gettime(CLOCK_REALTIME, &t0);
-	seed = (unsigned long long)t0.tv_sec * 1000000007ULL + t0.tv_nsec;
-	env = getenv("NSDEV_STRESS_SEED");
-	if (env && *env)
-		seed = strtoull(env, NULL, 0);
-	env = getenv("NSDEV_STRESS_OPS");
-	if (env && *env)
-		ops = strtol(env, NULL, 0);
 	while ((opt = getopt(argc, argv, "s:n:w:")) != -1) {
 		switch (opt) {
 		case 's':
