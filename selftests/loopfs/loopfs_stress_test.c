@@ -502,6 +502,7 @@ int main(int argc, char **argv)
 	int workers = 2, opt, i, bad = 0;
 	struct timespec t0, t1;
 	pid_t pids[2];
+
 	while ((opt = getopt(argc, argv, "s:n:w:")) != -1) {
 		switch (opt) {
 		case 's':
