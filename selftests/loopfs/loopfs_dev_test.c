@@ -605,7 +605,7 @@ TEST_F(dev, umount_keeps_open_device_working)
 	EXPECT_EQ(sizeof(buf), pwrite(dev, buf, sizeof(buf), 0));
 	EXPECT_EQ(0, fsync(dev));
 	EXPECT_EQ(sizeof(buf), pread(dev, buf, sizeof(buf), 4096));
-	/* The device of a gone instance still pins the module. */
+	/* An open device of a gone instance pins the module (its opener does). */
 	if (!variant->userns) {
 		EXPECT_EQ(-1, syscall(SYS_delete_module, "loopfs", O_NONBLOCK));
 		EXPECT_EQ(EWOULDBLOCK, errno);
