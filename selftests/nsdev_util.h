@@ -109,6 +109,25 @@ static inline long nsdev_env_count(const char *env, long dflt)
 	return value && *value ? strtol(value, NULL, 0) : dflt;
 }
 
+/*
+ * Writes a DOS partition table to fd: n primary Linux partitions, each
+ * { first sector, sectors }. Returns 0 or -1.
+ */
+static inline int nsdev_write_dos_label(int fd, const unsigned int (*parts)[2], int n)
+{
+	unsigned char mbr[512] = { 0 };
+	int i;
+
+	for (i = 0; i < n && i < 4; i++) {
+		mbr[446 + 16 * i + 4] = 0x83;
+		memcpy(mbr + 446 + 16 * i + 8, &parts[i][0], 4);
+		memcpy(mbr + 446 + 16 * i + 12, &parts[i][1], 4);
+	}
+	mbr[510] = 0x55;
+	mbr[511] = 0xaa;
+	return pwrite(fd, mbr, sizeof(mbr), 0) == sizeof(mbr) ? 0 : -1;
+}
+
 /* Runs a formatted shell command; returns its exit status. */
 static inline int nsdev_sh(const char *fmt, ...)
 {

@@ -372,25 +372,17 @@ FIXTURE(diff) {
 
 static int make_files(const char *dir)
 {
-	unsigned char mbr[512] = { 0 };
-	unsigned int part[2][2] = { { 2048, 2048 }, { 4096, 2048 } };
+	static const unsigned int part[2][2] = { { 2048, 2048 }, { 4096, 2048 } };
 	char path[PATH_MAX + 16];
 	int i, fd;
 
-	for (i = 0; i < 2; i++) {
-		mbr[446 + 16 * i + 4] = 0x83;
-		memcpy(mbr + 446 + 16 * i + 8, &part[i][0], 4);
-		memcpy(mbr + 446 + 16 * i + 12, &part[i][1], 4);
-	}
-	mbr[510] = 0x55;
-	mbr[511] = 0xaa;
 	if (mkdir(dir, 0755))
 		return -1;
 	for (i = 0; i < FILES; i++) {
 		snprintf(path, sizeof(path), "%s/img%d", dir, i);
 		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0 || ftruncate(fd, FILE_SIZE) ||
-		    (i == 0 && pwrite(fd, mbr, sizeof(mbr), 0) != sizeof(mbr)))
+		    (i == 0 && nsdev_write_dos_label(fd, part, 2)))
 			return -1;
 		close(fd);
 	}

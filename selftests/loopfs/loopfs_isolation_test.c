@@ -32,19 +32,7 @@
 #define PARAM(name) "/sys/module/loopfs/parameters/" name
 
 /* A DOS label with one partition: sectors 2048 to 6143. */
-static int write_label(int fd)
-{
-	unsigned char mbr[512] = { 0 };
-	unsigned char *e = mbr + 446;
-	unsigned int start = 2048, len = 4096;
-
-	e[4] = 0x83;
-	memcpy(e + 8, &start, 4);
-	memcpy(e + 12, &len, 4);
-	mbr[510] = 0x55;
-	mbr[511] = 0xaa;
-	return pwrite(fd, mbr, sizeof(mbr), 0) == sizeof(mbr) ? 0 : -1;
-}
+static const unsigned int label[1][2] = { { 2048, 4096 } };
 
 /* Mounts a tmpfs on dir and a loopfs instance on dir/lfs; returns loop-control. */
 static int private_instance(const char *dir)
@@ -99,7 +87,7 @@ static int make_image(const char *path, off_t size)
 
 	if (fd < 0)
 		return -1;
-	if (!ftruncate(fd, size) && !write_label(fd) &&
+	if (!ftruncate(fd, size) && !nsdev_write_dos_label(fd, label, 1) &&
 	    pwrite(fd, SECRET, strlen(SECRET), SECRET_AT) == (ssize_t)strlen(SECRET))
 		ret = 0;
 	close(fd);

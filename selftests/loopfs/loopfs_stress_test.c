@@ -356,21 +356,13 @@ static void report(struct worker *w, int index)
 static int write_image(const char *path)
 {
 	/* A DOS label: partitions at 1 MiB (2 MiB) and 4 MiB (4 MiB). */
-	unsigned char mbr[512] = { 0 };
-	unsigned int parts[2][2] = { { 2048, 4096 }, { 8192, 8192 } };
-	int fd, i;
+	static const unsigned int parts[2][2] = { { 2048, 4096 }, { 8192, 8192 } };
+	int fd;
 
-	for (i = 0; i < 2; i++) {
-		mbr[446 + 16 * i + 4] = 0x83;
-		memcpy(mbr + 446 + 16 * i + 8, &parts[i][0], 4);
-		memcpy(mbr + 446 + 16 * i + 12, &parts[i][1], 4);
-	}
-	mbr[510] = 0x55;
-	mbr[511] = 0xaa;
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	if (ftruncate(fd, FILE_SIZE) || pwrite(fd, mbr, sizeof(mbr), 0) != sizeof(mbr)) {
+	if (ftruncate(fd, FILE_SIZE) || nsdev_write_dos_label(fd, parts, 2)) {
 		close(fd);
 		return -1;
 	}
