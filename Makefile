@@ -64,7 +64,8 @@ run: modules selftests
 	@$(set_kdir); $(S)/vm.sh "$$kdir" run
 
 # fio: loopfs against the in-kernel loop driver and the raw file, then the
-# device scaling figures (BENCH_SIZE, BENCH_RUNTIME, BENCH_REPS, BENCH_SCALE).
+# device scaling figures (BENCH_SIZE, BENCH_RUNTIME, BENCH_REPS, BENCH_MODES,
+# BENCH_SCALE: counts, or none).
 bench: modules samples
 	@$(set_kdir); $(S)/vm.sh "$$kdir" bench
 

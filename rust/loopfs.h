@@ -64,6 +64,17 @@ enum loopfs_consts {
 	LOOPFS_CONFIGFS_MAGIC = 0x62656570,
 };
 
+/*
+ * What rust_loopfs_dev_serve() and rust_loopfs_dev_aio_done() return besides
+ * 0 or a negative errno, the result to end the request with.
+ */
+enum loopfs_rq_result {
+	/* An asynchronous transfer started; its completion ends the request. */
+	LOOPFS_RQ_QUEUED = 1,
+	/* Not served without waiting: a worker serves it. */
+	LOOPFS_RQ_RETRY = 2,
+};
+
 struct block_device;
 struct cred;
 struct mutex;
@@ -126,7 +137,10 @@ void loopfs_disk_sysfs_remove(struct gendisk *disk);
 void loopfs_rq_info(struct request *rq, u32 *op, u64 *pos, u32 *bytes,
 		    bool *nounmap);
 ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
-		     bool write, bool direct);
+		     bool write, bool nowait);
+int loopfs_rq_aio(struct request *rq, struct file *file, loff_t pos,
+		  bool write, bool nowait);
+bool loopfs_file_nowait(struct file *file, bool write, bool direct);
 void loopfs_rq_zero_from(struct request *rq, u32 done);
 struct file *loopfs_get_file(struct file *file);
 s64 loopfs_file_size(struct file *file);
@@ -157,7 +171,14 @@ bool rust_loopfs_dev_visible(void *dev);
 void rust_loopfs_dev_last_close(void *dev, struct gendisk *disk);
 int rust_loopfs_dev_ioctl(void *dev, struct block_device *bdev,
 			  blk_mode_t mode, unsigned int cmd, unsigned long arg);
-int rust_loopfs_dev_do_request(void *dev, struct request *rq);
+/*
+ * Serves a started request: from queue_rq() (nowait: only what needs no
+ * waiting, else LOOPFS_RQ_RETRY) or from its worker.
+ */
+int rust_loopfs_dev_serve(void *dev, struct request *rq, bool nowait);
+/* The result of loopfs_rq_aio()'s transfer; any context. */
+int rust_loopfs_dev_aio_done(void *dev, struct request *rq, long ret,
+			     bool nowait);
 
 /* Rust: the values the sysfs loop/ attributes show. */
 struct loopfs_dev_info {

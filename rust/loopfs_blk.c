@@ -38,27 +38,97 @@ static DEFINE_IDA(loopfs_minor_ida);
 /* Removals of the devices of unmounted instances (see device.rs). */
 static struct workqueue_struct *loopfs_reap_wq;
 
+/*
+ * Serves, in order, the requests of one io cgroup that could not be served
+ * from queue_rq(), as loop.c's loop_worker: one cgroup's throttled I/O does
+ * not hold up another's, and one cgroup's requests do not contend with each
+ * other for the backing file. Made on demand, freed when idle; the disk's
+ * own worker serves requests without a cgroup and those for which no worker
+ * could be allocated.
+ */
+struct loopfs_worker {
+	struct work_struct work;
+	struct list_head node;		/* in loopfs_disk.workers */
+	struct list_head cmds;
+	struct cgroup_subsys_state *blkcg_css;	/* a reference, or NULL */
+	struct loopfs_disk *ld;
+};
+
 struct loopfs_disk {
 	struct blk_mq_tag_set tag_set;
 	struct workqueue_struct *wq;
+	spinlock_t lock;		/* workers and their cmds */
+	struct list_head workers;
+	struct loopfs_worker root;
 	void *dev;
 	int minor;
 };
 
 /*
- * Per-request data: requests run from a workqueue, never in queue_rq, with
- * the submitter's io and memory cgroups (as loop.c's loop_handle_cmd()), so
- * that the backing file's I/O and page cache are charged to the submitter.
+ * Per-request data. A request runs with the submitter's io and memory
+ * cgroups, as loop.c's loop_handle_cmd(), so that the backing file's I/O and
+ * page cache are charged to the submitter: in queue_rq() when the submitter
+ * is the task whose cgroups those are, else from a worker that takes them on.
  */
 struct loopfs_cmd {
-	struct work_struct work;
+	struct list_head node;		/* in loopfs_worker.cmds */
 	struct cgroup_subsys_state *blkcg_css;
 	struct cgroup_subsys_state *memcg_css;	/* a reference */
+	/* Asynchronous direct I/O (loopfs_rq_aio()). */
+	struct kiocb iocb;
+	struct bio_vec *bvec;		/* a copy, or NULL */
+	atomic_t ref;
+	long ret;
+	bool nowait;
 };
 
-static void loopfs_cmd_work(struct work_struct *work)
+static void loopfs_worker_init(struct loopfs_worker *w, struct loopfs_disk *ld,
+			       struct cgroup_subsys_state *blkcg_css);
+
+/* Hands a request to its cgroup's worker; any context. */
+static void loopfs_queue_cmd(struct loopfs_disk *ld, struct loopfs_cmd *cmd)
 {
-	struct loopfs_cmd *cmd = container_of(work, struct loopfs_cmd, work);
+	struct loopfs_worker *w;
+	unsigned long flags;
+
+	spin_lock_irqsave(&ld->lock, flags);
+	w = &ld->root;
+	if (cmd->blkcg_css) {
+		struct loopfs_worker *pos;
+
+		w = NULL;
+		list_for_each_entry(pos, &ld->workers, node) {
+			if (pos->blkcg_css == cmd->blkcg_css) {
+				w = pos;
+				break;
+			}
+		}
+		if (!w) {
+			/* As loop.c: on failure, the disk's worker serves it. */
+			w = kmalloc(sizeof(*w), GFP_NOWAIT | __GFP_NOWARN);
+			if (w)
+				loopfs_worker_init(w, ld, cmd->blkcg_css);
+			else
+				w = &ld->root;
+		}
+	}
+	list_add_tail(&cmd->node, &w->cmds);
+	queue_work(ld->wq, &w->work);
+	spin_unlock_irqrestore(&ld->lock, flags);
+}
+
+static void loopfs_cmd_end(struct loopfs_cmd *cmd, int ret)
+{
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+
+	if (cmd->memcg_css)
+		css_put(cmd->memcg_css);
+	blk_mq_end_request(rq, errno_to_blk_status(ret));
+}
+
+/* Serves a request from its worker, in the request's cgroups. */
+static void loopfs_cmd_run(struct loopfs_cmd *cmd)
+{
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct loopfs_disk *ld = rq->q->queuedata;
 	struct mem_cgroup *old_memcg = NULL;
@@ -68,14 +138,60 @@ static void loopfs_cmd_work(struct work_struct *work)
 		kthread_associate_blkcg(cmd->blkcg_css);
 	if (cmd->memcg_css)
 		old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
-	ret = rust_loopfs_dev_do_request(ld->dev, rq);
+	ret = rust_loopfs_dev_serve(ld->dev, rq, false);
+	if (cmd->memcg_css)
+		set_active_memcg(old_memcg);
 	if (cmd->blkcg_css)
 		kthread_associate_blkcg(NULL);
-	if (cmd->memcg_css) {
-		set_active_memcg(old_memcg);
-		css_put(cmd->memcg_css);
+	if (ret != LOOPFS_RQ_QUEUED)
+		loopfs_cmd_end(cmd, ret);
+}
+
+static void loopfs_worker_fn(struct work_struct *work)
+{
+	struct loopfs_worker *w = container_of(work, struct loopfs_worker, work);
+	struct loopfs_disk *ld = w->ld;
+	struct loopfs_cmd *cmd, *next;
+	bool idle;
+	LIST_HEAD(cmds);
+
+	spin_lock_irq(&ld->lock);
+	list_splice_init(&w->cmds, &cmds);
+	spin_unlock_irq(&ld->lock);
+
+	list_for_each_entry_safe(cmd, next, &cmds, node) {
+		list_del_init(&cmd->node);
+		loopfs_cmd_run(cmd);
+		cond_resched();
 	}
-	blk_mq_end_request(rq, errno_to_blk_status(ret));
+
+	/*
+	 * Work is queued only under the lock on a listed worker: unlisted
+	 * with nothing pending, nobody can queue it again.
+	 */
+	spin_lock_irq(&ld->lock);
+	idle = w != &ld->root && list_empty(&w->cmds) &&
+		!work_pending(&w->work);
+	if (idle)
+		list_del(&w->node);
+	spin_unlock_irq(&ld->lock);
+	if (idle) {
+		css_put(w->blkcg_css);
+		kfree(w);
+	}
+}
+
+static void loopfs_worker_init(struct loopfs_worker *w, struct loopfs_disk *ld,
+			       struct cgroup_subsys_state *blkcg_css)
+{
+	INIT_WORK(&w->work, loopfs_worker_fn);
+	INIT_LIST_HEAD(&w->cmds);
+	w->ld = ld;
+	w->blkcg_css = blkcg_css;
+	if (blkcg_css) {
+		css_get(blkcg_css);
+		list_add(&w->node, &ld->workers);
+	}
 }
 
 /* The first bio's cgroups, as loop.c's loop_queue_rq(). */
@@ -94,15 +210,52 @@ static void loopfs_cmd_set_cgroups(struct loopfs_cmd *cmd, struct request *rq)
 #endif
 }
 
+/*
+ * Whether queue_rq() may try the request itself: its submitter, a user task,
+ * is in the request's io cgroup (its I/O is charged where the worker would
+ * charge it), and no rq_qos policy of this queue can wait in submit_bio()
+ * for requests whose backing I/O would wait on this submission.
+ */
+static bool loopfs_cmd_inline_ok(struct loopfs_cmd *cmd, struct request *rq)
+{
+	bool same = true;
+
+	if (current->flags & PF_KTHREAD || READ_ONCE(rq->q->rq_qos))
+		return false;
+#ifdef CONFIG_BLK_CGROUP
+	rcu_read_lock();
+	same = task_css(current, io_cgrp_id) == cmd->blkcg_css;
+	rcu_read_unlock();
+#endif
+	return same;
+}
+
 static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 				    const struct blk_mq_queue_data *bd)
 {
-	struct loopfs_cmd *cmd = blk_mq_rq_to_pdu(bd->rq);
+	struct request *rq = bd->rq;
+	struct loopfs_cmd *cmd = blk_mq_rq_to_pdu(rq);
 	struct loopfs_disk *ld = hctx->queue->queuedata;
 
-	blk_mq_start_request(bd->rq);
-	loopfs_cmd_set_cgroups(cmd, bd->rq);
-	queue_work(ld->wq, &cmd->work);
+	blk_mq_start_request(rq);
+	loopfs_cmd_set_cgroups(cmd, rq);
+	if (loopfs_cmd_inline_ok(cmd, rq)) {
+		struct mem_cgroup *old_memcg = NULL;
+		int ret;
+
+		if (cmd->memcg_css)
+			old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
+		ret = rust_loopfs_dev_serve(ld->dev, rq, true);
+		if (cmd->memcg_css)
+			set_active_memcg(old_memcg);
+		if (ret == LOOPFS_RQ_QUEUED)
+			return BLK_STS_OK;
+		if (ret != LOOPFS_RQ_RETRY) {
+			loopfs_cmd_end(cmd, ret);
+			return BLK_STS_OK;
+		}
+	}
+	loopfs_queue_cmd(ld, cmd);
 	return BLK_STS_OK;
 }
 
@@ -111,7 +264,8 @@ static int loopfs_init_request(struct blk_mq_tag_set *set, struct request *rq,
 {
 	struct loopfs_cmd *cmd = blk_mq_rq_to_pdu(rq);
 
-	INIT_WORK(&cmd->work, loopfs_cmd_work);
+	INIT_LIST_HEAD(&cmd->node);
+	cmd->bvec = NULL;
 	return 0;
 }
 
@@ -285,13 +439,17 @@ struct gendisk *loopfs_disk_create(void *dev)
 		goto out_free;
 	}
 
+	spin_lock_init(&ld->lock);
+	INIT_LIST_HEAD(&ld->workers);
+	loopfs_worker_init(&ld->root, ld, NULL);
 	ld->tag_set.ops = &loopfs_mq_ops;
 	ld->tag_set.nr_hw_queues = 1;
 	ld->tag_set.queue_depth = LOOPFS_QUEUE_DEPTH;
 	ld->tag_set.numa_node = NUMA_NO_NODE;
 	ld->tag_set.cmd_size = sizeof(struct loopfs_cmd);
+	/* queue_rq() may sleep: it can serve the request itself. */
 	ld->tag_set.flags = BLK_MQ_F_SHOULD_MERGE | BLK_MQ_F_STACKING |
-		BLK_MQ_F_NO_SCHED_BY_DEFAULT;
+		BLK_MQ_F_NO_SCHED_BY_DEFAULT | BLK_MQ_F_BLOCKING;
 	ld->tag_set.driver_data = ld;
 	err = blk_mq_alloc_tag_set(&ld->tag_set);
 	if (err)
@@ -578,61 +736,200 @@ void loopfs_rq_info(struct request *rq, u32 *op, u64 *pos, u32 *bytes,
 }
 
 /*
- * Reads or writes the data of a READ or WRITE request from or to file at
- * pos, synchronously, with O_DIRECT semantics when direct is set. Returns
- * the bytes transferred or a negative errno.
+ * The request's data as an iov_iter. Several bios, possibly split mid-bvec,
+ * need their bvecs gathered into an array (*copy, for the caller to free),
+ * as loop.c does; one bio is iterated in place from where it starts.
  */
-ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
-		     bool write, bool direct)
+static int loopfs_rq_iter(struct request *rq, bool write,
+			  struct iov_iter *iter, struct bio_vec **copy)
 {
-	struct bio_vec tmp, *bvec, *copy = NULL;
+	struct bio_vec tmp, *bvec;
 	struct req_iterator rq_iter;
-	struct iov_iter iter;
-	struct kiocb kiocb;
 	unsigned int offset = 0;
 	int nr_bvec = 0;
-	ssize_t ret;
 
+	*copy = NULL;
 	rq_for_each_bvec(tmp, rq, rq_iter)
 		nr_bvec++;
 	if (rq->bio != rq->biotail) {
-		/*
-		 * Several bios, possibly split mid-bvec: gather their bvecs, as
-		 * loop.c does.
-		 */
-		copy = kmalloc_array(nr_bvec, sizeof(*copy), GFP_NOIO);
-		if (!copy)
+		*copy = kmalloc_array(nr_bvec, sizeof(**copy), GFP_NOIO);
+		if (!*copy)
 			return -ENOMEM;
-		bvec = copy;
+		bvec = *copy;
 		rq_for_each_bvec(tmp, rq, rq_iter) {
 			*bvec = tmp;
 			bvec++;
 		}
-		bvec = copy;
+		bvec = *copy;
 	} else {
-		/* One bio: iterate its own bvecs from where it starts. */
 		offset = rq->bio->bi_iter.bi_bvec_done;
 		bvec = __bvec_iter_bvec(rq->bio->bi_io_vec, rq->bio->bi_iter);
 	}
-
-	iov_iter_bvec(&iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_bvec,
+	iov_iter_bvec(iter, write ? ITER_SOURCE : ITER_DEST, bvec, nr_bvec,
 		      blk_rq_bytes(rq));
-	iter.iov_offset = offset;
+	iter->iov_offset = offset;
+	return 0;
+}
+
+/*
+ * Write access to the backing file's superblock (file_start_write()); with
+ * IOCB_NOWAIT only if it is free now. Held past the call for asynchronous
+ * I/O, as io_uring does.
+ */
+static bool loopfs_start_write(struct kiocb *iocb)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+
+	if (!S_ISREG(inode->i_mode))
+		return true;
+	if (!(iocb->ki_flags & IOCB_NOWAIT)) {
+		sb_start_write(inode->i_sb);
+	} else if (!sb_start_write_trylock(inode->i_sb)) {
+		return false;
+	}
+	if (!is_sync_kiocb(iocb))
+		__sb_writers_release(inode->i_sb, SB_FREEZE_WRITE);
+	return true;
+}
+
+static void loopfs_end_write(struct kiocb *iocb)
+{
+	struct inode *inode = file_inode(iocb->ki_filp);
+
+	if (!S_ISREG(inode->i_mode))
+		return;
+	if (!is_sync_kiocb(iocb))
+		__sb_writers_acquired(inode->i_sb, SB_FREEZE_WRITE);
+	sb_end_write(inode->i_sb);
+}
+
+/*
+ * Reads or writes the data of a READ or WRITE request from or to file at
+ * pos through the page cache. With nowait, only if that needs no waiting
+ * and no I/O (IOCB_NOWAIT, IOCB_NOIO): -EAGAIN or a short count otherwise.
+ * Returns the bytes transferred or a negative errno.
+ */
+ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
+		     bool write, bool nowait)
+{
+	struct bio_vec *copy;
+	struct iov_iter iter;
+	struct kiocb kiocb;
+	ssize_t ret;
+
+	ret = loopfs_rq_iter(rq, write, &iter, &copy);
+	if (ret)
+		return ret;
 	init_sync_kiocb(&kiocb, file);
 	kiocb.ki_pos = pos;
 	kiocb.ki_ioprio = req_get_ioprio(rq);
-	if (direct)
-		kiocb.ki_flags |= IOCB_DIRECT;
+	if (nowait)
+		kiocb.ki_flags |= IOCB_NOWAIT | IOCB_NOIO;
 
 	if (write) {
 		kiocb.ki_flags |= IOCB_WRITE;
-		file_start_write(file);
-		ret = file->f_op->write_iter(&kiocb, &iter);
-		file_end_write(file);
+		ret = -EAGAIN;
+		if (loopfs_start_write(&kiocb)) {
+			ret = file->f_op->write_iter(&kiocb, &iter);
+			loopfs_end_write(&kiocb);
+		}
 	} else {
 		ret = file->f_op->read_iter(&kiocb, &iter);
 	}
 	kfree(copy);
+	return ret;
+}
+
+/* The last of submission and completion ends an asynchronous transfer. */
+static void loopfs_aio_put(struct loopfs_cmd *cmd)
+{
+	struct request *rq = blk_mq_rq_from_pdu(cmd);
+	struct loopfs_disk *ld = rq->q->queuedata;
+	struct file *file = cmd->iocb.ki_filp;
+	int ret;
+
+	if (!atomic_dec_and_test(&cmd->ref))
+		return;
+	kfree(cmd->bvec);
+	cmd->bvec = NULL;
+	if (cmd->iocb.ki_flags & IOCB_WRITE)
+		loopfs_end_write(&cmd->iocb);
+	fput(file);
+	ret = rust_loopfs_dev_aio_done(ld->dev, rq, cmd->ret, cmd->nowait);
+	if (ret == LOOPFS_RQ_RETRY)
+		loopfs_queue_cmd(ld, cmd);
+	else
+		loopfs_cmd_end(cmd, ret);
+}
+
+static void loopfs_aio_complete(struct kiocb *iocb, long ret)
+{
+	struct loopfs_cmd *cmd = container_of(iocb, struct loopfs_cmd, iocb);
+
+	cmd->ret = ret;
+	loopfs_aio_put(cmd);
+}
+
+/*
+ * Starts the data transfer of a READ or WRITE request from or to file at pos
+ * as asynchronous direct I/O (loop.c's lo_rw_aio()); with nowait, only if it
+ * needs no waiting (IOCB_NOWAIT). Returns 0 when started: the transfer holds
+ * its own file reference and its completion passes the result to
+ * rust_loopfs_dev_aio_done(), in any context. Otherwise nothing was started:
+ * -EAGAIN when it would have waited, or another negative errno.
+ */
+int loopfs_rq_aio(struct request *rq, struct file *file, loff_t pos,
+		  bool write, bool nowait)
+{
+	struct loopfs_cmd *cmd = blk_mq_rq_to_pdu(rq);
+	struct kiocb *iocb = &cmd->iocb;
+	struct iov_iter iter;
+	ssize_t ret;
+
+	ret = loopfs_rq_iter(rq, write, &iter, &cmd->bvec);
+	if (ret)
+		return ret;
+	*iocb = (struct kiocb) {
+		.ki_filp = file,
+		.ki_pos = pos,
+		.ki_complete = loopfs_aio_complete,
+		.ki_flags = IOCB_DIRECT,
+		.ki_ioprio = req_get_ioprio(rq),
+	};
+	if (nowait)
+		iocb->ki_flags |= IOCB_NOWAIT;
+	if (write) {
+		iocb->ki_flags |= IOCB_WRITE;
+		if (!loopfs_start_write(iocb)) {
+			ret = -EAGAIN;
+			goto out_free;
+		}
+	}
+	cmd->nowait = nowait;
+	atomic_set(&cmd->ref, 2);
+	get_file(file);
+
+	if (write)
+		ret = file->f_op->write_iter(iocb, &iter);
+	else
+		ret = file->f_op->read_iter(iocb, &iter);
+	if (ret == -EIOCBQUEUED) {
+		loopfs_aio_put(cmd);
+		return 0;
+	}
+	if (ret != -EAGAIN || !nowait) {
+		/* Done already: complete it as if asynchronously. */
+		loopfs_aio_complete(iocb, ret);
+		loopfs_aio_put(cmd);
+		return 0;
+	}
+	/* Would have waited: nothing happened. */
+	fput(file);
+	if (write)
+		loopfs_end_write(iocb);
+out_free:
+	kfree(cmd->bvec);
+	cmd->bvec = NULL;
 	return ret;
 }
 
@@ -665,6 +962,20 @@ struct file *loopfs_get_file(struct file *file)
 s64 loopfs_file_size(struct file *file)
 {
 	return i_size_read(file->f_mapping->host);
+}
+
+/*
+ * Whether file takes IOCB_NOWAIT for this kind of transfer; buffered writes
+ * only where the filesystem says so (ext4, for one, refuses them).
+ */
+bool loopfs_file_nowait(struct file *file, bool write, bool direct)
+{
+	if (!(file->f_mode & FMODE_NOWAIT))
+		return false;
+	if (direct)
+		return true;
+	return file->f_op->fop_flags &
+		(write ? FOP_BUFFER_WASYNC : FOP_BUFFER_RASYNC);
 }
 
 /* Whether the device under file, if any, is rotational (as loop.c). */

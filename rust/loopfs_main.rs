@@ -30,7 +30,7 @@ mod sys;
 #[path = "loopfs/uapi.rs"]
 mod uapi;
 
-use device::{Device, Registry, MAX_PART_NODES};
+use device::{Device, Registry, Served, MAX_PART_NODES};
 use sys::{Bdev, Disk, KillableMutex, Request, SuperBlock, UserNs};
 
 module! {
@@ -505,16 +505,42 @@ unsafe extern "C" fn rust_loopfs_dev_compat_ioctl(
 /// # Safety
 ///
 /// `dev` must be a live disk's device pointer (see [`device`]), `rq` a
-/// started request of that disk.
+/// started request of that disk; with `nowait`, called from its `queue_rq()`.
 #[no_mangle]
-unsafe extern "C" fn rust_loopfs_dev_do_request(
+unsafe extern "C" fn rust_loopfs_dev_serve(
     dev: *mut c_void,
     rq: *mut bindings::request,
+    nowait: bool,
 ) -> c_int {
     // SAFETY: The request stays valid until C ends it after this returns.
     let rq = unsafe { Request::from_raw(rq) };
     // SAFETY: Guaranteed by the function's safety requirements.
-    unsafe { device(dev) }.do_request(&rq)
+    served(unsafe { device(dev) }.serve(&rq, nowait))
+}
+
+/// # Safety
+///
+/// `dev` must be a live disk's device pointer (see [`device`]), `rq` the
+/// started request of that disk whose direct transfer ended with `ret`.
+#[no_mangle]
+unsafe extern "C" fn rust_loopfs_dev_aio_done(
+    dev: *mut c_void,
+    rq: *mut bindings::request,
+    ret: isize,
+    nowait: bool,
+) -> c_int {
+    // SAFETY: The request stays valid until C ends it after this returns.
+    let rq = unsafe { Request::from_raw(rq) };
+    // SAFETY: Guaranteed by the function's safety requirements.
+    served(unsafe { device(dev) }.direct_done(&rq, ret, nowait))
+}
+
+fn served(served: Served) -> c_int {
+    match served {
+        Served::Done(ret) => ret,
+        Served::Queued => sys::ffi::LOOPFS_RQ_QUEUED as c_int,
+        Served::Retry => sys::ffi::LOOPFS_RQ_RETRY as c_int,
+    }
 }
 
 /// # Safety
@@ -561,7 +587,8 @@ c_declared!(
     rust_loopfs_dev_id,
     rust_loopfs_dev_last_close,
     rust_loopfs_dev_ioctl,
-    rust_loopfs_dev_do_request,
+    rust_loopfs_dev_serve,
+    rust_loopfs_dev_aio_done,
     rust_loopfs_dev_info,
 );
 

@@ -13,6 +13,7 @@ set -eu
 size=${BENCH_SIZE:-256M}
 runtime=${BENCH_RUNTIME:-5}
 reps=${BENCH_REPS:-3}
+modes=${BENCH_MODES:-direct buffered}
 here=$(dirname "$0")
 ws=$(mktemp -d /tmp/bench.XXXXXX)
 
@@ -53,7 +54,7 @@ targets=(raw loop loopfs)
 out=$ws/results
 : >"$out"
 
-for mode in direct buffered; do
+for mode in $modes; do
 	dio=$([ $mode = direct ] && echo on || echo off)
 	c_dev=$(losetup -f --show --direct-io=$dio "$img")
 	lfs_dev=$(lfs_attach $dio)
@@ -82,7 +83,7 @@ for mode in direct buffered; do
 	lfs_detach "$lfs_dev"
 done
 
-python3 - "$out" "$size" "$runtime" "$reps" <<'PY'
+python3 - "$out" "$size" "$runtime" "$reps" "$modes" <<'PY'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
@@ -94,7 +95,7 @@ print("devices with fio direct=1; 'direct'/'buffered': the loop drivers' backing
       "I/O (and fio on the raw file)")
 hdr = "%-9s %-11s %26s %26s %26s %8s %8s"
 print(hdr % ("mode", "job", "raw", "loop.c", "loopfs", "lfs/loop", "lfs/raw"))
-for mode in ("direct", "buffered"):
+for mode in sys.argv[5].split():
     for job in ("seq-read", "seq-write", "rand-read", "rand-write"):
         med, cell = {}, {}
         for t in ("raw", "loop", "loopfs"):
@@ -110,7 +111,7 @@ umount "$ws/lfs"
 umount "$ws/ext4"
 rm -rf "$ws"
 
-python3 "$here/bench-scale.py" ${BENCH_SCALE:-}
+[ "${BENCH_SCALE:-}" = none ] || python3 "$here/bench-scale.py" ${BENCH_SCALE:-}
 
 # The guard check (kernels with patches/ and devguard.ko loaded).
 bench=$here/../build/samples/devguard-bench

@@ -1089,9 +1089,11 @@ impl Device {
         matches!(&*self.state.lock_uninterruptible(), State::Unbound(_))
     }
 
-    /// Serves one request from the workqueue (`do_req_filebacked()`).
-    /// Returns 0 or a negative errno for the block layer.
-    pub(crate) fn do_request(&self, rq: &Request) -> i32 {
+    /// Serves a started request (`do_req_filebacked()`): from `queue_rq()`
+    /// with `nowait`, only a read or write that needs no waiting, in the
+    /// submitter's context (which the C side checked is in the request's
+    /// cgroups); anything else from the request's worker.
+    pub(crate) fn serve(&self, rq: &Request, nowait: bool) -> Served {
         let (backing, offset, read_only, direct) = {
             let io = self.io.lock();
             match &io.backing {
@@ -1101,7 +1103,7 @@ impl Device {
                     io.flags & LO_FLAGS_READ_ONLY != 0,
                     io.flags & LO_FLAGS_DIRECT_IO != 0,
                 ),
-                _ => return EIO.to_errno(),
+                _ => return Served::Done(EIO.to_errno()),
             }
         };
         let info = rq.info();
@@ -1109,39 +1111,57 @@ impl Device {
         // read-only device).
         let write = info.op & 1 != 0;
         if write && read_only {
-            return EIO.to_errno();
+            return Served::Done(EIO.to_errno());
         }
-        // Permission and capability checks in the backing filesystem see
-        // the binder, not this kernel worker.
-        let _creds = backing.cred.override_current();
         let file = &backing.file;
+        let rw = matches!(
+            info.op,
+            bindings::req_op_REQ_OP_READ | bindings::req_op_REQ_OP_WRITE
+        );
+        if nowait && !(rw && file.nowait(write, direct)) {
+            return Served::Retry;
+        }
         // Flush requests carry no position (their sector is all ones).
         let pos = || info.pos.checked_add(offset).ok_or(EIO);
-        let result = match info.op {
-            bindings::req_op_REQ_OP_READ => {
-                match pos().and_then(|p| rq.transfer(file, p, false, direct)) {
-                    Ok(n) if n == info.bytes => Ok(()),
-                    Ok(n) => {
-                        // Past the end of the backing file.
-                        rq.zero_from(n);
-                        Err(EIO)
-                    }
-                    Err(err) => Err(err),
-                }
+        // The binder's RLIMIT_FSIZE (no SIGXFSZ: this is not its task).
+        let end_within = |p: u64, limit: u64| match p.checked_add(u64::from(info.bytes)) {
+            Some(end) => end <= limit,
+            None => false,
+        };
+        let rw_pos = || {
+            let p = pos()?;
+            if write && !end_within(p, backing.fsize_limit) {
+                return Err(EIO);
             }
-            bindings::req_op_REQ_OP_WRITE => {
-                // The binder's RLIMIT_FSIZE (no SIGXFSZ: this is not its task).
-                let within_limit = |p: u64| match p.checked_add(u64::from(info.bytes)) {
-                    Some(end) if end <= backing.fsize_limit => Ok(p),
-                    _ => Err(EIO),
-                };
-                match pos()
-                    .and_then(within_limit)
-                    .and_then(|p| rq.transfer(file, p, true, direct))
-                {
-                    Ok(n) if n == info.bytes => Ok(()),
-                    Ok(_) => Err(EIO),
+            Ok(p)
+        };
+        if nowait {
+            match rw_pos() {
+                // The VFS applies the current task's RLIMIT_FSIZE too, and
+                // signals it: the submitter's must not stand in the way.
+                Ok(p) if !write || end_within(p, sys::current_fsize_limit()) => {}
+                _ => return Served::Retry,
+            }
+        }
+        // Permission and capability checks in the backing filesystem see
+        // the binder, not the submitter or a kernel worker.
+        let _creds = backing.cred.override_current();
+        let result = match info.op {
+            bindings::req_op_REQ_OP_READ | bindings::req_op_REQ_OP_WRITE => {
+                match rw_pos() {
                     Err(err) => Err(err),
+                    Ok(p) if direct => match rq.start_direct(file, p, write, nowait) {
+                        Ok(()) => return Served::Queued,
+                        Err(_) if nowait => return Served::Retry,
+                        Err(err) => Err(err),
+                    },
+                    Ok(p) => {
+                        let ret = rq.transfer(file, p, write, nowait);
+                        if nowait && !matches!(ret, Ok(n) if n == info.bytes) {
+                            return Served::Retry;
+                        }
+                        return Served::Done(rw_result(rq, write, info.bytes, ret));
+                    }
                 }
             }
             bindings::req_op_REQ_OP_FLUSH => file.fsync().map_err(|_| EIO),
@@ -1167,9 +1187,50 @@ impl Device {
             }
             _ => Err(EIO),
         };
-        match result {
+        Served::Done(match result {
             Ok(()) => 0,
             Err(err) => err.to_errno(),
+        })
+    }
+
+    /// The result `ret` of a transfer [`Request::start_direct()`] started,
+    /// in any context: a transfer tried without waiting that fell short
+    /// goes to the worker, which tries it again.
+    pub(crate) fn direct_done(&self, rq: &Request, ret: isize, nowait: bool) -> Served {
+        let info = rq.info();
+        let write = info.op & 1 != 0;
+        let ret = if ret < 0 {
+            Err(Error::from_errno(ret as i32))
+        } else {
+            Ok(ret as u32)
+        };
+        if nowait && !matches!(ret, Ok(n) if n == info.bytes) {
+            return Served::Retry;
         }
+        Served::Done(rw_result(rq, write, info.bytes, ret))
+    }
+}
+
+/// What serving a request came to.
+pub(crate) enum Served {
+    /// End it with this result: 0 or a negative errno.
+    Done(i32),
+    /// An asynchronous transfer started; its completion ends the request.
+    Queued,
+    /// Not possible without waiting: its worker serves it.
+    Retry,
+}
+
+/// The request's result for a read or write that transferred `ret` of its
+/// `bytes`: a read past the end of the backing file reads zeroes and fails.
+fn rw_result(rq: &Request, write: bool, bytes: u32, ret: Result<u32>) -> i32 {
+    match ret {
+        Ok(n) if n == bytes => 0,
+        Ok(n) if !write => {
+            rq.zero_from(n);
+            EIO.to_errno()
+        }
+        Ok(_) => EIO.to_errno(),
+        Err(err) => err.to_errno(),
     }
 }

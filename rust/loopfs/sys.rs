@@ -201,6 +201,12 @@ impl FileRef {
         self.f_mode() & FMODE_CAN_ODIRECT != 0
     }
 
+    /// Whether a transfer of this kind can be tried with `IOCB_NOWAIT`.
+    pub(crate) fn nowait(&self, write: bool, direct: bool) -> bool {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_nowait(self.as_ptr(), write, direct) }
+    }
+
     pub(crate) fn can_fsync(&self) -> bool {
         self.f_op().fsync.is_some()
     }
@@ -776,21 +782,26 @@ impl Request {
         info
     }
 
-    /// Transfers the request's data from or to `file` at `pos`.
-    pub(crate) fn transfer(
-        &self,
-        file: &FileRef,
-        pos: u64,
-        write: bool,
-        direct: bool,
-    ) -> Result<u32> {
+    /// Transfers the request's data from or to `file` at `pos` through the
+    /// page cache; with `nowait`, only what needs no waiting and no I/O.
+    pub(crate) fn transfer(&self, file: &FileRef, pos: u64, write: bool, nowait: bool) -> Result<u32> {
         // SAFETY: The request is valid and `file` holds a reference.
-        let ret = unsafe { ffi::loopfs_rq_rw(self.0, file.as_ptr(), pos as i64, write, direct) };
+        let ret = unsafe { ffi::loopfs_rq_rw(self.0, file.as_ptr(), pos as i64, write, nowait) };
         if ret < 0 {
             Err(Error::from_errno(ret as i32))
         } else {
             Ok(ret as u32)
         }
+    }
+
+    /// Starts the request's transfer from or to `file` at `pos` as
+    /// asynchronous direct I/O, whose completion ends the request (see
+    /// `rust_loopfs_dev_aio_done()`); with `nowait`, only if it needs no
+    /// waiting (`EAGAIN`). On error nothing was started.
+    pub(crate) fn start_direct(&self, file: &FileRef, pos: u64, write: bool, nowait: bool) -> Result {
+        // SAFETY: The request is valid and started; `file` holds a
+        // reference, and the transfer takes its own.
+        to_result(unsafe { ffi::loopfs_rq_aio(self.0, file.as_ptr(), pos as i64, write, nowait) })
     }
 
     /// The disk the request is for, alive while the request is served.

@@ -1226,4 +1226,135 @@ TEST_F(cg, memory_max_holds_for_backing_page_cache)
 	EXPECT_LE(8 << 20, cg_value(self->cgroup, "memory.stat", "file"));
 }
 
+/* ext4 on the RAM disk: a filesystem with IOCB_NOWAIT on a synchronous disk. */
+#define RAMDISK "/dev/ram0"
+
+FIXTURE(ram) {
+	char dir[64];
+};
+
+FIXTURE_SETUP(ram)
+{
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	snprintf(self->dir, sizeof(self->dir), "/tmp/loopfs_ram.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->dir));
+	ASSERT_EQ(0, nsdev_sh("mkfs.ext4 -q -F %s", RAMDISK));
+	ASSERT_EQ(0, mount(RAMDISK, self->dir, "ext4", 0, NULL));
+	ASSERT_EQ(0, chmod(self->dir, 0755));
+}
+
+FIXTURE_TEARDOWN(ram)
+{
+	umount2(self->dir, MNT_DETACH);
+	rmdir(self->dir);
+}
+
+struct submitter_arg {
+	char dir[64];
+	char file[128];
+};
+
+static long voluntary_switches(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) ? -1 : ru.ru_nvcsw;
+}
+
+/*
+ * On a backing filesystem that can do I/O without waiting, requests are
+ * served in the submitter's own context. The VFS applies the current task's
+ * RLIMIT_FSIZE (with SIGXFSZ): a submitter with a small limit must still
+ * write wherever the binder's limit allows, and nothing signals it. That the
+ * fast path is taken is checked, not assumed: on a synchronous disk, direct
+ * reads served in the submitter complete without it ever sleeping, where
+ * handing them to a worker makes it wait for each.
+ */
+static int submitter_context(void *arg)
+{
+	struct submitter_arg *a = arg;
+	struct loop_info64 info;
+	char path[PATH_MAX];
+	char *buf, *back;
+	struct rlimit rl;
+	int ctl, dev, i;
+	long switches;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(a->dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	dev = bind_dev(a->dir, 0, a->file, O_RDWR, LO_FLAGS_DIRECT_IO);
+	CHILD_CHECK(dev >= 0);
+	CHILD_CHECK(ioctl(dev, LOOP_GET_STATUS64, &info) == 0);
+	CHILD_CHECK(info.lo_flags & LO_FLAGS_DIRECT_IO);
+	close(dev);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", a->dir);
+	dev = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	buf = aligned_alloc(4096, 1 << 20);
+	back = aligned_alloc(4096, 1 << 20);
+	CHILD_CHECK(buf && back);
+
+	CHILD_CHECK(!getrlimit(RLIMIT_FSIZE, &rl));
+	rl.rlim_cur = 4096;
+	CHILD_CHECK(!setrlimit(RLIMIT_FSIZE, &rl));
+	/* Direct backing I/O, then buffered; twice: allocating, overwriting. */
+	for (i = 0; i < 4; i++) {
+		off_t at = (off_t)(i < 2 ? 2 : 5) << 20;
+
+		if (i == 2)
+			CHILD_CHECK(ioctl(dev, LOOP_SET_DIRECT_IO, 0) == 0);
+		memset(buf, 'a' + i, 1 << 20);
+		CHILD_CHECK(pwrite(dev, buf, 1 << 20, at) == 1 << 20);
+		CHILD_CHECK(pread(dev, back, 1 << 20, at) == 1 << 20);
+		CHILD_CHECK(!memcmp(buf, back, 1 << 20));
+	}
+	CHILD_CHECK(ioctl(dev, LOOP_SET_DIRECT_IO, 1) == 0);
+	switches = voluntary_switches();
+	for (i = 0; i < 64; i++)
+		CHILD_CHECK(pread(dev, back, 4096, (2 << 20) + i * 4096) == 4096);
+	switches = voluntary_switches() - switches;
+	if (switches >= 16) {
+		fprintf(stderr, "# 64 direct reads slept %ld times\n", switches);
+		_exit(1);
+	}
+	CHILD_CHECK(fsync(dev) == 0);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	return 0;
+}
+
+TEST_F(ram, requests_served_in_submitter_context)
+{
+	struct submitter_arg a;
+	char buf[4096];
+	int fd, i;
+
+	snprintf(a.file, sizeof(a.file), "%s/backing", self->dir);
+	fd = open(a.file, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fchmod(fd, 0666));
+	ASSERT_EQ(0, ftruncate(fd, 8 << 20));
+	close(fd);
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_sub.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+	EXPECT_EQ(0, nsdev_run_child(submitter_context, &a, false));
+	rmdir(a.dir);
+
+	/* What the device wrote last is in the file. */
+	fd = open(a.file, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	for (i = 1; i < 4; i += 2) {
+		off_t at = ((off_t)(i < 2 ? 3 : 6) << 20) - sizeof(buf);
+
+		ASSERT_EQ(sizeof(buf), pread(fd, buf, sizeof(buf), at));
+		EXPECT_EQ('a' + i, buf[0]);
+		EXPECT_EQ('a' + i, buf[sizeof(buf) - 1]);
+	}
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

@@ -15,7 +15,7 @@
  * Errors of single operations are expected (the sequences are random); what
  * must hold is that nothing crashes or hangs, the kernel log stays clean
  * (checked by the runner), and that afterwards no device, instance or
- * backing-file reference is left: every backing tmpfs unmounts without
+ * backing-file reference is left: every backing filesystem unmounts without
  * MNT_DETACH, no loopfs disk remains in /sys/block and the module unloads.
  *
  *   loopfs_stress_test [-s SEED] [-n OPERATIONS] [-w WORKERS PER GROUP]
@@ -48,6 +48,7 @@
 #define HELD		8	/* descriptors a worker holds at most */
 #define FILE_SIZE	(8 << 20)
 #define LOOPFS_MAGIC	0x6c706673
+#define STRESS_RAMDISK	"/dev/ram0"
 
 struct tgroup {
 	const char *name;
@@ -405,8 +406,23 @@ static int run_group(struct tgroup *g, int workers, long ops, unsigned long long
 		return 1;
 	}
 	snprintf(files, sizeof(files), "%s/files", g->base);
-	if (mkdir(files, 0755) || mount("tmpfs", files, "tmpfs", 0, "size=64m"))
+	if (mkdir(files, 0755))
 		return 1;
+	/*
+	 * Init root's files on ext4 where there is a RAM disk: a filesystem
+	 * with IOCB_NOWAIT, so that requests are also served from queue_rq()
+	 * and by asynchronous direct I/O. tmpfs otherwise, and for the user
+	 * namespace, which cannot mount ext4.
+	 */
+	if (!g->userns && !access(STRESS_RAMDISK, F_OK)) {
+		if (nsdev_sh("mkfs.ext4 -q -F %s", STRESS_RAMDISK) ||
+		    mount(STRESS_RAMDISK, files, "ext4", 0, NULL))
+			return 1;
+		fprintf(stderr, "# %s: backing files on ext4 on %s\n", g->name,
+			STRESS_RAMDISK);
+	} else if (mount("tmpfs", files, "tmpfs", 0, "size=64m")) {
+		return 1;
+	}
 	for (i = 0; i < FILES; i++) {
 		file_path(g, i, path, sizeof(path));
 		if (write_image(path))
