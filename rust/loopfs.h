@@ -146,6 +146,7 @@ struct file *loopfs_get_file(struct file *file);
 s64 loopfs_file_size(struct file *file);
 unsigned int loopfs_file_bdev_block_size(struct file *file);
 bool loopfs_file_bdev_rotational(struct file *file);
+bool loopfs_file_bdev_synchronous(struct file *file);
 gfp_t loopfs_file_set_nofs(struct file *file);
 void loopfs_file_restore_gfp(struct file *file, gfp_t gfp);
 u64 loopfs_file_magic(struct file *file);

@@ -38,28 +38,9 @@ static DEFINE_IDA(loopfs_minor_ida);
 /* Removals of the devices of unmounted instances (see device.rs). */
 static struct workqueue_struct *loopfs_reap_wq;
 
-/*
- * Serves, in order, the requests of one io cgroup that could not be served
- * from queue_rq(), as loop.c's loop_worker: one cgroup's throttled I/O does
- * not hold up another's, and one cgroup's requests do not contend with each
- * other for the backing file. Made on demand, freed when idle; the disk's
- * own worker serves requests without a cgroup and those for which no worker
- * could be allocated.
- */
-struct loopfs_worker {
-	struct work_struct work;
-	struct list_head node;		/* in loopfs_disk.workers */
-	struct list_head cmds;
-	struct cgroup_subsys_state *blkcg_css;	/* a reference, or NULL */
-	struct loopfs_disk *ld;
-};
-
 struct loopfs_disk {
 	struct blk_mq_tag_set tag_set;
 	struct workqueue_struct *wq;
-	spinlock_t lock;		/* workers and their cmds */
-	struct list_head workers;
-	struct loopfs_worker root;
 	void *dev;
 	int minor;
 };
@@ -68,10 +49,12 @@ struct loopfs_disk {
  * Per-request data. A request runs with the submitter's io and memory
  * cgroups, as loop.c's loop_handle_cmd(), so that the backing file's I/O and
  * page cache are charged to the submitter: in queue_rq() when the submitter
- * is the task whose cgroups those are, else from a worker that takes them on.
+ * is the task whose cgroups those are, else from a work item that takes them
+ * on. Requests are independent work items of an unbound work queue: none
+ * waits behind another's I/O, whatever its cgroup's limits.
  */
 struct loopfs_cmd {
-	struct list_head node;		/* in loopfs_worker.cmds */
+	struct work_struct work;
 	struct cgroup_subsys_state *blkcg_css;
 	struct cgroup_subsys_state *memcg_css;	/* a reference */
 	/* Asynchronous direct I/O (loopfs_rq_aio()). */
@@ -82,41 +65,6 @@ struct loopfs_cmd {
 	bool nowait;
 };
 
-static void loopfs_worker_init(struct loopfs_worker *w, struct loopfs_disk *ld,
-			       struct cgroup_subsys_state *blkcg_css);
-
-/* Hands a request to its cgroup's worker; any context. */
-static void loopfs_queue_cmd(struct loopfs_disk *ld, struct loopfs_cmd *cmd)
-{
-	struct loopfs_worker *w;
-	unsigned long flags;
-
-	spin_lock_irqsave(&ld->lock, flags);
-	w = &ld->root;
-	if (cmd->blkcg_css) {
-		struct loopfs_worker *pos;
-
-		w = NULL;
-		list_for_each_entry(pos, &ld->workers, node) {
-			if (pos->blkcg_css == cmd->blkcg_css) {
-				w = pos;
-				break;
-			}
-		}
-		if (!w) {
-			/* As loop.c: on failure, the disk's worker serves it. */
-			w = kmalloc(sizeof(*w), GFP_NOWAIT | __GFP_NOWARN);
-			if (w)
-				loopfs_worker_init(w, ld, cmd->blkcg_css);
-			else
-				w = &ld->root;
-		}
-	}
-	list_add_tail(&cmd->node, &w->cmds);
-	queue_work(ld->wq, &w->work);
-	spin_unlock_irqrestore(&ld->lock, flags);
-}
-
 static void loopfs_cmd_end(struct loopfs_cmd *cmd, int ret)
 {
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
@@ -126,9 +74,10 @@ static void loopfs_cmd_end(struct loopfs_cmd *cmd, int ret)
 	blk_mq_end_request(rq, errno_to_blk_status(ret));
 }
 
-/* Serves a request from its worker, in the request's cgroups. */
-static void loopfs_cmd_run(struct loopfs_cmd *cmd)
+/* Serves a request from its work item, in the request's cgroups. */
+static void loopfs_cmd_work(struct work_struct *work)
 {
+	struct loopfs_cmd *cmd = container_of(work, struct loopfs_cmd, work);
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct loopfs_disk *ld = rq->q->queuedata;
 	struct mem_cgroup *old_memcg = NULL;
@@ -145,53 +94,6 @@ static void loopfs_cmd_run(struct loopfs_cmd *cmd)
 		kthread_associate_blkcg(NULL);
 	if (ret != LOOPFS_RQ_QUEUED)
 		loopfs_cmd_end(cmd, ret);
-}
-
-static void loopfs_worker_fn(struct work_struct *work)
-{
-	struct loopfs_worker *w = container_of(work, struct loopfs_worker, work);
-	struct loopfs_disk *ld = w->ld;
-	struct loopfs_cmd *cmd, *next;
-	bool idle;
-	LIST_HEAD(cmds);
-
-	spin_lock_irq(&ld->lock);
-	list_splice_init(&w->cmds, &cmds);
-	spin_unlock_irq(&ld->lock);
-
-	list_for_each_entry_safe(cmd, next, &cmds, node) {
-		list_del_init(&cmd->node);
-		loopfs_cmd_run(cmd);
-		cond_resched();
-	}
-
-	/*
-	 * Work is queued only under the lock on a listed worker: unlisted
-	 * with nothing pending, nobody can queue it again.
-	 */
-	spin_lock_irq(&ld->lock);
-	idle = w != &ld->root && list_empty(&w->cmds) &&
-		!work_pending(&w->work);
-	if (idle)
-		list_del(&w->node);
-	spin_unlock_irq(&ld->lock);
-	if (idle) {
-		css_put(w->blkcg_css);
-		kfree(w);
-	}
-}
-
-static void loopfs_worker_init(struct loopfs_worker *w, struct loopfs_disk *ld,
-			       struct cgroup_subsys_state *blkcg_css)
-{
-	INIT_WORK(&w->work, loopfs_worker_fn);
-	INIT_LIST_HEAD(&w->cmds);
-	w->ld = ld;
-	w->blkcg_css = blkcg_css;
-	if (blkcg_css) {
-		css_get(blkcg_css);
-		list_add(&w->node, &ld->workers);
-	}
 }
 
 /* The first bio's cgroups, as loop.c's loop_queue_rq(). */
@@ -255,7 +157,7 @@ static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 			return BLK_STS_OK;
 		}
 	}
-	loopfs_queue_cmd(ld, cmd);
+	queue_work(ld->wq, &cmd->work);
 	return BLK_STS_OK;
 }
 
@@ -264,7 +166,7 @@ static int loopfs_init_request(struct blk_mq_tag_set *set, struct request *rq,
 {
 	struct loopfs_cmd *cmd = blk_mq_rq_to_pdu(rq);
 
-	INIT_LIST_HEAD(&cmd->node);
+	INIT_WORK(&cmd->work, loopfs_cmd_work);
 	cmd->bvec = NULL;
 	return 0;
 }
@@ -439,9 +341,6 @@ struct gendisk *loopfs_disk_create(void *dev)
 		goto out_free;
 	}
 
-	spin_lock_init(&ld->lock);
-	INIT_LIST_HEAD(&ld->workers);
-	loopfs_worker_init(&ld->root, ld, NULL);
 	ld->tag_set.ops = &loopfs_mq_ops;
 	ld->tag_set.nr_hw_queues = 1;
 	ld->tag_set.queue_depth = LOOPFS_QUEUE_DEPTH;
@@ -857,7 +756,7 @@ static void loopfs_aio_put(struct loopfs_cmd *cmd)
 	fput(file);
 	ret = rust_loopfs_dev_aio_done(ld->dev, rq, cmd->ret, cmd->nowait);
 	if (ret == LOOPFS_RQ_RETRY)
-		loopfs_queue_cmd(ld, cmd);
+		queue_work(ld->wq, &cmd->work);
 	else
 		loopfs_cmd_end(cmd, ret);
 }
@@ -978,29 +877,41 @@ bool loopfs_file_nowait(struct file *file, bool write, bool direct)
 		(write ? FOP_BUFFER_WASYNC : FOP_BUFFER_RASYNC);
 }
 
+/* The block device file is, or its filesystem is on, if any. */
+static struct block_device *loopfs_file_bdev(struct file *file)
+{
+	struct inode *inode = file->f_mapping->host;
+
+	if (S_ISBLK(inode->i_mode))
+		return I_BDEV(inode);
+	return inode->i_sb->s_bdev;
+}
+
 /* Whether the device under file, if any, is rotational (as loop.c). */
 bool loopfs_file_bdev_rotational(struct file *file)
 {
-	struct inode *inode = file->f_mapping->host;
-	struct block_device *bdev = NULL;
+	struct block_device *bdev = loopfs_file_bdev(file);
 
-	if (S_ISBLK(inode->i_mode))
-		bdev = I_BDEV(inode);
-	else if (inode->i_sb->s_bdev)
-		bdev = inode->i_sb->s_bdev;
 	return bdev && !bdev_nonrot(bdev);
+}
+
+/*
+ * Whether the device under file, if any, does its I/O in the submission
+ * (RAM disks, zram, pmem).
+ */
+bool loopfs_file_bdev_synchronous(struct file *file)
+{
+	struct block_device *bdev = loopfs_file_bdev(file);
+
+	return bdev && bdev_synchronous(bdev);
 }
 
 /* Logical block size of the device under file, 0 if there is none. */
 unsigned int loopfs_file_bdev_block_size(struct file *file)
 {
-	struct inode *inode = file->f_mapping->host;
+	struct block_device *bdev = loopfs_file_bdev(file);
 
-	if (S_ISBLK(inode->i_mode))
-		return bdev_logical_block_size(I_BDEV(inode));
-	if (inode->i_sb->s_bdev)
-		return bdev_logical_block_size(inode->i_sb->s_bdev);
-	return 0;
+	return bdev ? bdev_logical_block_size(bdev) : 0;
 }
 
 /*

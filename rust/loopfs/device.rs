@@ -402,6 +402,27 @@ struct Io {
     flags: u32,
     /// Detach pending (`LOOP_CLR_FD`): as loop.c, no more I/O.
     rundown: bool,
+    /// Whether reads (0) and writes (1) are tried in `queue_rq()`.
+    nowait: [bool; 2],
+}
+
+impl Io {
+    const UNBOUND: Io = Io {
+        backing: None,
+        offset: 0,
+        sizelimit: 0,
+        flags: 0,
+        rundown: false,
+        nowait: [false; 2],
+    };
+}
+
+/// Whether a read or write (`write`) is worth trying in the submitter with
+/// `IOCB_NOWAIT`: the file must take it. Not for direct I/O on a device that
+/// does its I/O in the submission (a RAM disk): there the submitter would do
+/// all of the copying itself, where a worker does it beside the submitter.
+fn try_nowait(file: &FileRef, write: bool, direct: bool) -> bool {
+    file.nowait(write, direct) && !(direct && file.bdev_synchronous())
 }
 
 /// What the sysfs `loop/` attributes show.
@@ -542,13 +563,7 @@ impl Device {
                     kernel::c_str!("loopfs::Device::state"),
                     kernel::static_lock_class!(),
                 ),
-                io <- new_spinlock!(Io {
-                    backing: None,
-                    offset: 0,
-                    sizelimit: 0,
-                    flags: 0,
-                    rundown: false,
-                }),
+                io <- new_spinlock!(Io::UNBOUND),
                 reap <- new_work!("loopfs::Device::reap"),
                 _slot: slot,
             }),
@@ -641,7 +656,11 @@ impl Device {
 
     /// Publishes a binding's parameters to the I/O path.
     fn publish(&self, binding: &Binding) {
+        let file = &binding.backing.file;
+        let direct = binding.params.direct();
+        let nowait = [try_nowait(file, false, direct), try_nowait(file, true, direct)];
         let mut io = self.io.lock();
+        io.nowait = nowait;
         io.backing = Some(binding.backing.clone());
         io.offset = binding.params.offset;
         io.sizelimit = binding.params.sizelimit;
@@ -654,13 +673,7 @@ impl Device {
     fn detach(&self, disk: Disk<'_>, binding: Binding, open_mutex_held: bool) {
         {
             let _frozen = disk.freeze();
-            *self.io.lock() = Io {
-                backing: None,
-                offset: 0,
-                sizelimit: 0,
-                flags: 0,
-                rundown: false,
-            };
+            *self.io.lock() = Io::UNBOUND;
         }
         // As loop.c, only the block size goes back to its default.
         let _ = disk.reset_block_size();
@@ -1094,8 +1107,19 @@ impl Device {
     /// submitter's context (which the C side checked is in the request's
     /// cgroups); anything else from the request's worker.
     pub(crate) fn serve(&self, rq: &Request, nowait: bool) -> Served {
+        let info = rq.info();
+        // `op_is_write()`: a flush is not a write (loop.c serves it on a
+        // read-only device).
+        let write = info.op & 1 != 0;
+        let rw = matches!(
+            info.op,
+            bindings::req_op_REQ_OP_READ | bindings::req_op_REQ_OP_WRITE
+        );
         let (backing, offset, read_only, direct) = {
             let io = self.io.lock();
+            if nowait && !(rw && io.nowait[usize::from(write)]) {
+                return Served::Retry;
+            }
             match &io.backing {
                 Some(backing) if !io.rundown => (
                     backing.clone(),
@@ -1106,21 +1130,10 @@ impl Device {
                 _ => return Served::Done(EIO.to_errno()),
             }
         };
-        let info = rq.info();
-        // `op_is_write()`: a flush is not a write (loop.c serves it on a
-        // read-only device).
-        let write = info.op & 1 != 0;
         if write && read_only {
             return Served::Done(EIO.to_errno());
         }
         let file = &backing.file;
-        let rw = matches!(
-            info.op,
-            bindings::req_op_REQ_OP_READ | bindings::req_op_REQ_OP_WRITE
-        );
-        if nowait && !(rw && file.nowait(write, direct)) {
-            return Served::Retry;
-        }
         // Flush requests carry no position (their sector is all ones).
         let pos = || info.pos.checked_add(offset).ok_or(EIO);
         // The binder's RLIMIT_FSIZE (no SIGXFSZ: this is not its task).

@@ -240,6 +240,13 @@ impl FileRef {
         unsafe { ffi::loopfs_file_bdev_rotational(self.as_ptr()) }
     }
 
+    /// Whether the block device under the file, if any, does its I/O in
+    /// the submission (a RAM disk).
+    pub(crate) fn bdev_synchronous(&self) -> bool {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_bdev_synchronous(self.as_ptr()) }
+    }
+
     pub(crate) fn fsync(&self) -> Result {
         // SAFETY: The file is alive.
         to_result(unsafe { bindings::vfs_fsync(self.as_ptr(), 0) })
