@@ -681,11 +681,10 @@ static bool loopfs_start_write(struct kiocb *iocb)
 
 	if (!S_ISREG(inode->i_mode))
 		return true;
-	if (!(iocb->ki_flags & IOCB_NOWAIT)) {
+	if (!(iocb->ki_flags & IOCB_NOWAIT))
 		sb_start_write(inode->i_sb);
-	} else if (!sb_start_write_trylock(inode->i_sb)) {
+	else if (!sb_start_write_trylock(inode->i_sb))
 		return false;
-	}
 	if (!is_sync_kiocb(iocb))
 		__sb_writers_release(inode->i_sb, SB_FREEZE_WRITE);
 	return true;

@@ -658,7 +658,10 @@ impl Device {
     fn publish(&self, binding: &Binding) {
         let file = &binding.backing.file;
         let direct = binding.params.direct();
-        let nowait = [try_nowait(file, false, direct), try_nowait(file, true, direct)];
+        let nowait = [
+            try_nowait(file, false, direct),
+            try_nowait(file, true, direct),
+        ];
         let mut io = self.io.lock();
         io.nowait = nowait;
         io.backing = Some(binding.backing.clone());
@@ -1160,23 +1163,21 @@ impl Device {
         // the binder, not the submitter or a kernel worker.
         let _creds = backing.cred.override_current();
         let result = match info.op {
-            bindings::req_op_REQ_OP_READ | bindings::req_op_REQ_OP_WRITE => {
-                match rw_pos() {
+            bindings::req_op_REQ_OP_READ | bindings::req_op_REQ_OP_WRITE => match rw_pos() {
+                Err(err) => Err(err),
+                Ok(p) if direct => match rq.start_direct(file, p, write, nowait) {
+                    Ok(()) => return Served::Queued,
+                    Err(_) if nowait => return Served::Retry,
                     Err(err) => Err(err),
-                    Ok(p) if direct => match rq.start_direct(file, p, write, nowait) {
-                        Ok(()) => return Served::Queued,
-                        Err(_) if nowait => return Served::Retry,
-                        Err(err) => Err(err),
-                    },
-                    Ok(p) => {
-                        let ret = rq.transfer(file, p, write, nowait);
-                        if nowait && !matches!(ret, Ok(n) if n == info.bytes) {
-                            return Served::Retry;
-                        }
-                        return Served::Done(rw_result(rq, write, info.bytes, ret));
+                },
+                Ok(p) => {
+                    let ret = rq.transfer(file, p, write, nowait);
+                    if nowait && !matches!(ret, Ok(n) if n == info.bytes) {
+                        return Served::Retry;
                     }
+                    return Served::Done(rw_result(rq, write, info.bytes, ret));
                 }
-            }
+            },
             bindings::req_op_REQ_OP_FLUSH => file.fsync().map_err(|_| EIO),
             bindings::req_op_REQ_OP_DISCARD | bindings::req_op_REQ_OP_WRITE_ZEROES => {
                 let mode = if info.op == bindings::req_op_REQ_OP_WRITE_ZEROES && info.nounmap {

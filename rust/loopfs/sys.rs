@@ -791,7 +791,13 @@ impl Request {
 
     /// Transfers the request's data from or to `file` at `pos` through the
     /// page cache; with `nowait`, only what needs no waiting and no I/O.
-    pub(crate) fn transfer(&self, file: &FileRef, pos: u64, write: bool, nowait: bool) -> Result<u32> {
+    pub(crate) fn transfer(
+        &self,
+        file: &FileRef,
+        pos: u64,
+        write: bool,
+        nowait: bool,
+    ) -> Result<u32> {
         // SAFETY: The request is valid and `file` holds a reference.
         let ret = unsafe { ffi::loopfs_rq_rw(self.0, file.as_ptr(), pos as i64, write, nowait) };
         if ret < 0 {
@@ -805,7 +811,13 @@ impl Request {
     /// asynchronous direct I/O, whose completion ends the request (see
     /// `rust_loopfs_dev_aio_done()`); with `nowait`, only if it needs no
     /// waiting (`EAGAIN`). On error nothing was started.
-    pub(crate) fn start_direct(&self, file: &FileRef, pos: u64, write: bool, nowait: bool) -> Result {
+    pub(crate) fn start_direct(
+        &self,
+        file: &FileRef,
+        pos: u64,
+        write: bool,
+        nowait: bool,
+    ) -> Result {
         // SAFETY: The request is valid and started; `file` holds a
         // reference, and the transfer takes its own.
         to_result(unsafe { ffi::loopfs_rq_aio(self.0, file.as_ptr(), pos as i64, write, nowait) })
