@@ -1144,15 +1144,15 @@ impl Device {
             Some(end) => end <= limit,
             None => false,
         };
-        let rw_pos = || {
-            let p = pos()?;
+        // Where a read or write goes (pure arithmetic, unused for others).
+        let rw_at = pos().and_then(|p| {
             if write && !end_within(p, backing.fsize_limit) {
                 return Err(EIO);
             }
             Ok(p)
-        };
+        });
         if nowait {
-            match rw_pos() {
+            match rw_at {
                 // The VFS applies the current task's RLIMIT_FSIZE too, and
                 // signals it: the submitter's must not stand in the way.
                 Ok(p) if !write || end_within(p, sys::current_fsize_limit()) => {}
@@ -1163,7 +1163,7 @@ impl Device {
         // the binder, not the submitter or a kernel worker.
         let _creds = backing.cred.override_current();
         let result = match info.op {
-            bindings::req_op_REQ_OP_READ | bindings::req_op_REQ_OP_WRITE => match rw_pos() {
+            bindings::req_op_REQ_OP_READ | bindings::req_op_REQ_OP_WRITE => match rw_at {
                 Err(err) => Err(err),
                 Ok(p) if direct => match rq.start_direct(file, p, write, nowait) {
                     Ok(()) => return Served::Queued,
@@ -1172,10 +1172,7 @@ impl Device {
                 },
                 Ok(p) => {
                     let ret = rq.transfer(file, p, write, nowait);
-                    if nowait && !matches!(ret, Ok(n) if n == info.bytes) {
-                        return Served::Retry;
-                    }
-                    return Served::Done(rw_result(rq, write, info.bytes, ret));
+                    return rw_served(rq, write, info.bytes, ret, nowait);
                 }
             },
             bindings::req_op_REQ_OP_FLUSH => file.fsync().map_err(|_| EIO),
@@ -1218,10 +1215,7 @@ impl Device {
         } else {
             Ok(ret as u32)
         };
-        if nowait && !matches!(ret, Ok(n) if n == info.bytes) {
-            return Served::Retry;
-        }
-        Served::Done(rw_result(rq, write, info.bytes, ret))
+        rw_served(rq, write, info.bytes, ret, nowait)
     }
 }
 
@@ -1233,6 +1227,16 @@ pub(crate) enum Served {
     Queued,
     /// Not possible without waiting: its worker serves it.
     Retry,
+}
+
+/// What a read or write that transferred `ret` of its `bytes` comes to: one
+/// tried without waiting that fell short goes to the work item, which tries
+/// it again.
+fn rw_served(rq: &Request, write: bool, bytes: u32, ret: Result<u32>, nowait: bool) -> Served {
+    if nowait && !matches!(ret, Ok(n) if n == bytes) {
+        return Served::Retry;
+    }
+    Served::Done(rw_result(rq, write, bytes, ret))
 }
 
 /// The request's result for a read or write that transferred `ret` of its
