@@ -67,6 +67,9 @@ fi
 	for v in BENCH_SIZE BENCH_RUNTIME BENCH_REPS BENCH_MODES BENCH_SCALE; do
 		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
 	done
+	for v in DIFF_SEED DIFF_STEPS; do
+		[ -n "${!v:-}" ] && printf 'export NSDEV_%s=%q\n' "$v" "${!v}"
+	done
 } >"$out/env"
 
 log "booting $(basename "$kdir") ($mode, ${accel[*]:-kvm}, timeout ${timeout_s}s)"

@@ -1078,22 +1078,23 @@ impl Device {
         let _claim = bdev.claim_unless_exclusive(mode)?;
         let mut state = self.state.lock()?;
         let binding = state.binding()?;
-        let block_size = u32::try_from(arg).map_err(|_| EINVAL)?;
-        if !valid_block_size(block_size) {
-            return Err(EINVAL);
-        }
-        if disk.block_size() == block_size {
+        if usize::try_from(disk.block_size()) == Ok(arg) {
             return Ok(());
         }
         bdev.sync_and_invalidate();
-        let limits = Self::limits(
-            &binding.backing.file,
-            block_size,
-            binding.params.read_only(),
-        );
-        let result = {
-            let _frozen = disk.freeze();
-            disk.set_limits(&limits)
+        // As loop.c, a size the queue refuses still re-evaluates direct I/O
+        // below (with the block size unchanged).
+        let result = match u32::try_from(arg) {
+            Ok(block_size) if valid_block_size(block_size) => {
+                let limits = Self::limits(
+                    &binding.backing.file,
+                    block_size,
+                    binding.params.read_only(),
+                );
+                let _frozen = disk.freeze();
+                disk.set_limits(&limits)
+            }
+            _ => Err(EINVAL),
         };
         let want = binding.params.direct() || binding.backing.file.opened_direct();
         self.update_direct_io(binding, disk, want);

@@ -389,6 +389,26 @@ static int make_files(const char *dir)
 	return 0;
 }
 
+/* Detaches and removes the side's devices, closing what the test holds. */
+static void side_reset(struct side *s)
+{
+	char path[PATH_MAX + 16];
+	int i, fd;
+
+	for (i = 0; i < SLOTS; i++) {
+		if (s->fd[i] >= 0)
+			close(s->fd[i]);
+		s->fd[i] = -1;
+		node_path(s, i, 0, path, sizeof(path));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ioctl(fd, LOOP_CLR_FD);
+			close(fd);
+		}
+		ioctl(s->ctl, LOOP_CTL_REMOVE, s->base + i);
+	}
+}
+
 FIXTURE_SETUP(diff)
 {
 	char path[PATH_MAX + 16];
@@ -416,40 +436,23 @@ FIXTURE_SETUP(diff)
 	snprintf(path, sizeof(path), "%s/loop-control", self->lfs.nodes);
 	self->lfs.ctl = open(path, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, self->lfs.ctl);
-	for (i = 0; i < SLOTS; i++) {
+	for (i = 0; i < SLOTS; i++)
 		self->loop.fd[i] = self->lfs.fd[i] = -1;
-		/* Nothing of an earlier run. */
-		ioctl(self->loop.ctl, LOOP_CTL_REMOVE, BASE + i);
-	}
-}
-
-static void side_cleanup(struct side *s)
-{
-	char path[PATH_MAX + 16];
-	int i, fd;
-
-	for (i = 0; i < SLOTS; i++) {
-		if (s->fd[i] >= 0)
-			close(s->fd[i]);
-		node_path(s, i, 0, path, sizeof(path));
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			ioctl(fd, LOOP_CLR_FD);
-			close(fd);
-		}
-		ioctl(s->ctl, LOOP_CTL_REMOVE, s->base + i);
-	}
-	close(s->ctl);
+	/* Nothing of an earlier run, even one killed before its teardown. */
+	side_reset(&self->loop);
 }
 
 FIXTURE_TEARDOWN(diff)
 {
-	side_cleanup(&self->loop);
-	side_cleanup(&self->lfs);
+	side_reset(&self->loop);
+	side_reset(&self->lfs);
+	close(self->loop.ctl);
+	close(self->lfs.ctl);
 	umount2(self->lfs.nodes, MNT_DETACH);
 	umount2(self->base, MNT_DETACH);
 	rmdir(self->base);
 }
+
 
 /* One step on both sides; returns 0 if they agree or differ as known. */
 static int compare_step(struct __test_metadata *_metadata, struct _test_data_diff *self,
@@ -575,10 +578,11 @@ static struct op random_op(void)
 	return op;
 }
 
-TEST_F(diff, random)
+/* Long runs (NSDEV_DIFF_STEPS) have until scripts/guest.sh stops them. */
+TEST_F_TIMEOUT(diff, random, 580)
 {
 	unsigned long long seed = nsdev_seed("NSDEV_DIFF_SEED");
-	long steps = nsdev_env_count("NSDEV_DIFF_STEPS", 400), i;
+	long steps = nsdev_env_count("NSDEV_DIFF_STEPS", 2000), i;
 
 	rng_state = seed | 1;
 	TH_LOG("seed %llu, %ld steps (NSDEV_DIFF_SEED=%llu repeats it)", seed, steps, seed);
