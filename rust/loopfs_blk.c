@@ -13,6 +13,7 @@
  * free_disk, and nothing of this module runs after the gendisk is gone.
  */
 
+#include <linux/bitops.h>
 #include <linux/blk-cgroup.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
@@ -38,9 +39,46 @@ static DEFINE_IDA(loopfs_minor_ida);
 /* Removals of the devices of unmounted instances (see device.rs). */
 static struct workqueue_struct *loopfs_reap_wq;
 
+/*
+ * A worker's requests are served by at most LOOPFS_DRAINERS work items at a
+ * time: one while what waits is small (4 KiB random I/O pays a wakeup per
+ * hand-off, and buffered writes contend for the file's lock), a second
+ * when LOOPFS_SPREAD_BYTES or more wait (large requests, where a second CPU
+ * doubles the throughput of a RAM-backed file).
+ */
+#define LOOPFS_DRAINERS 2
+#define LOOPFS_SPREAD_BYTES (256 << 10)
+
+struct loopfs_worker;
+
+struct loopfs_drainer {
+	struct work_struct work;
+	struct loopfs_worker *w;
+};
+
+/*
+ * The requests of one io cgroup on a disk (loop.c's loop_worker): one
+ * cgroup's throttled I/O does not hold up another's. A worker exists while
+ * it has requests; the disk's own serves those without a cgroup and those
+ * for which no worker could be allocated.
+ */
+struct loopfs_worker {
+	struct list_head node;		/* in loopfs_disk.workers */
+	struct list_head cmds;
+	unsigned int nr_cmds;
+	unsigned long bytes;		/* of the cmds */
+	unsigned long active;		/* bit i: drainers[i] queued or running */
+	struct cgroup_subsys_state *blkcg_css;	/* a reference, or NULL */
+	struct loopfs_disk *ld;
+	struct loopfs_drainer drainers[LOOPFS_DRAINERS];
+};
+
 struct loopfs_disk {
 	struct blk_mq_tag_set tag_set;
 	struct workqueue_struct *wq;
+	spinlock_t lock;		/* workers, their cmds and state */
+	struct list_head workers;
+	struct loopfs_worker root;
 	void *dev;
 	int minor;
 };
@@ -49,12 +87,11 @@ struct loopfs_disk {
  * Per-request data. A request runs with the submitter's io and memory
  * cgroups, as loop.c's loop_handle_cmd(), so that the backing file's I/O and
  * page cache are charged to the submitter: in queue_rq() when the submitter
- * is the task whose cgroups those are, else from a work item that takes them
- * on. Requests are independent work items of an unbound work queue: none
- * waits behind another's I/O, whatever its cgroup's limits.
+ * is the task whose cgroups those are, else from its cgroup's worker, which
+ * takes them on.
  */
 struct loopfs_cmd {
-	struct work_struct work;
+	struct list_head node;		/* in loopfs_worker.cmds */
 	struct cgroup_subsys_state *blkcg_css;
 	struct cgroup_subsys_state *memcg_css;	/* a reference */
 	/* Asynchronous direct I/O (loopfs_rq_aio()). */
@@ -74,10 +111,9 @@ static void loopfs_cmd_end(struct loopfs_cmd *cmd, int ret)
 	blk_mq_end_request(rq, errno_to_blk_status(ret));
 }
 
-/* Serves a request from its work item, in the request's cgroups. */
-static void loopfs_cmd_work(struct work_struct *work)
+/* Serves a request from a worker, in the request's cgroups. */
+static void loopfs_cmd_run(struct loopfs_cmd *cmd)
 {
-	struct loopfs_cmd *cmd = container_of(work, struct loopfs_cmd, work);
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct loopfs_disk *ld = rq->q->queuedata;
 	struct mem_cgroup *old_memcg = NULL;
@@ -94,6 +130,104 @@ static void loopfs_cmd_work(struct work_struct *work)
 		kthread_associate_blkcg(NULL);
 	if (ret != LOOPFS_RQ_QUEUED)
 		loopfs_cmd_end(cmd, ret);
+}
+
+/*
+ * A drainer serves its worker's requests until there are none. Only the
+ * last to stop may free the worker: it is unlisted first, under the lock,
+ * so that no request can reach it afterwards.
+ */
+static void loopfs_drainer_fn(struct work_struct *work)
+{
+	struct loopfs_drainer *d = container_of(work, struct loopfs_drainer, work);
+	struct loopfs_worker *w = d->w;
+	struct loopfs_disk *ld = w->ld;
+	struct loopfs_cmd *cmd;
+	bool gone;
+
+	spin_lock_irq(&ld->lock);
+	while ((cmd = list_first_entry_or_null(&w->cmds, struct loopfs_cmd,
+					       node))) {
+		list_del(&cmd->node);
+		w->nr_cmds--;
+		w->bytes -= blk_rq_bytes(blk_mq_rq_from_pdu(cmd));
+		spin_unlock_irq(&ld->lock);
+		loopfs_cmd_run(cmd);
+		cond_resched();
+		spin_lock_irq(&ld->lock);
+	}
+	w->active &= ~BIT(d - w->drainers);
+	gone = !w->active && w != &ld->root;
+	if (gone)
+		list_del(&w->node);
+	spin_unlock_irq(&ld->lock);
+	if (gone) {
+		css_put(w->blkcg_css);
+		kfree(w);
+	}
+}
+
+static void loopfs_worker_init(struct loopfs_worker *w, struct loopfs_disk *ld,
+			       struct cgroup_subsys_state *blkcg_css)
+{
+	int i;
+
+	INIT_LIST_HEAD(&w->cmds);
+	w->nr_cmds = 0;
+	w->bytes = 0;
+	w->active = 0;
+	w->ld = ld;
+	w->blkcg_css = blkcg_css;
+	for (i = 0; i < LOOPFS_DRAINERS; i++) {
+		INIT_WORK(&w->drainers[i].work, loopfs_drainer_fn);
+		w->drainers[i].w = w;
+	}
+	if (blkcg_css) {
+		css_get(blkcg_css);
+		list_add(&w->node, &ld->workers);
+	}
+}
+
+/*
+ * Hands a request to its cgroup's worker, in any context. A busy worker
+ * takes it without a wakeup; another drainer is started only when the
+ * requests waiting outnumber the drainers and are large enough to share.
+ */
+static void loopfs_queue_cmd(struct loopfs_disk *ld, struct loopfs_cmd *cmd)
+{
+	struct loopfs_worker *w = &ld->root, *pos;
+	unsigned long flags;
+	unsigned int i;
+
+	spin_lock_irqsave(&ld->lock, flags);
+	if (cmd->blkcg_css) {
+		w = NULL;
+		list_for_each_entry(pos, &ld->workers, node) {
+			if (pos->blkcg_css == cmd->blkcg_css) {
+				w = pos;
+				break;
+			}
+		}
+		if (!w) {
+			/* As loop.c: failing that, the disk's worker serves it. */
+			w = kmalloc(sizeof(*w), GFP_NOWAIT | __GFP_NOWARN);
+			if (w)
+				loopfs_worker_init(w, ld, cmd->blkcg_css);
+			else
+				w = &ld->root;
+		}
+	}
+	list_add_tail(&cmd->node, &w->cmds);
+	w->nr_cmds++;
+	w->bytes += blk_rq_bytes(blk_mq_rq_from_pdu(cmd));
+	i = ffz(w->active);
+	if (!w->active || (i < LOOPFS_DRAINERS &&
+			   w->nr_cmds > hweight_long(w->active) &&
+			   w->bytes >= LOOPFS_SPREAD_BYTES)) {
+		w->active |= BIT(i);
+		queue_work(ld->wq, &w->drainers[i].work);
+	}
+	spin_unlock_irqrestore(&ld->lock, flags);
 }
 
 /* The first bio's cgroups, as loop.c's loop_queue_rq(). */
@@ -157,7 +291,7 @@ static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 			return BLK_STS_OK;
 		}
 	}
-	queue_work(ld->wq, &cmd->work);
+	loopfs_queue_cmd(ld, cmd);
 	return BLK_STS_OK;
 }
 
@@ -166,7 +300,6 @@ static int loopfs_init_request(struct blk_mq_tag_set *set, struct request *rq,
 {
 	struct loopfs_cmd *cmd = blk_mq_rq_to_pdu(rq);
 
-	INIT_WORK(&cmd->work, loopfs_cmd_work);
 	cmd->bvec = NULL;
 	return 0;
 }
@@ -360,6 +493,9 @@ struct gendisk *loopfs_disk_create(void *dev)
 		goto out_tags;
 	}
 
+	spin_lock_init(&ld->lock);
+	INIT_LIST_HEAD(&ld->workers);
+	loopfs_worker_init(&ld->root, ld, NULL);
 	ld->wq = alloc_workqueue("loopfs%d", WQ_UNBOUND | WQ_FREEZABLE, 0,
 				 ld->minor);
 	if (!ld->wq) {
@@ -755,7 +891,7 @@ static void loopfs_aio_put(struct loopfs_cmd *cmd)
 	fput(file);
 	ret = rust_loopfs_dev_aio_done(ld->dev, rq, cmd->ret, cmd->nowait);
 	if (ret == LOOPFS_RQ_RETRY)
-		queue_work(ld->wq, &cmd->work);
+		loopfs_queue_cmd(ld, cmd);
 	else
 		loopfs_cmd_end(cmd, ret);
 }

@@ -1231,8 +1231,8 @@ pub(crate) enum Served {
 }
 
 /// What a read or write that transferred `ret` of its `bytes` comes to: one
-/// tried without waiting that fell short goes to the work item, which tries
-/// it again.
+/// tried without waiting that fell short goes to the worker, which tries it
+/// again.
 fn rw_served(rq: &Request, write: bool, bytes: u32, ret: Result<u32>, nowait: bool) -> Served {
     if nowait && !matches!(ret, Ok(n) if n == bytes) {
         return Served::Retry;
