@@ -1067,6 +1067,8 @@ FIXTURE_SETUP(cg)
 
 FIXTURE_TEARDOWN(cg)
 {
+	char path[PATH_MAX];
+
 	umount2(self->ext4, MNT_DETACH);
 	if (self->loop_fd >= 0) {
 		ioctl(self->loop_fd, LOOP_CLR_FD);
@@ -1075,6 +1077,9 @@ FIXTURE_TEARDOWN(cg)
 	umount2(self->tmp, MNT_DETACH);
 	rmdir(self->tmp);
 	rmdir(self->cgroup);
+	/* A second container's, for tests that have one. */
+	snprintf(path, sizeof(path), "%s_b", self->cgroup);
+	rmdir(path);
 }
 
 /* A world-writable, preallocated backing file on the ext4. */
@@ -1181,6 +1186,141 @@ TEST_F(cg, io_max_throttles_backing_io)
 	ASSERT_LE(0, ms);
 	TH_LOG("4 MiB at 1 MiB/s: %ld ms", ms);
 	EXPECT_LE(2500, ms);
+}
+
+static long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+struct cg_user {
+	const char *dev;	/* the shared device's node */
+	char cgroup[80];
+	bool flush;		/* write 1 MiB and fsync it, else read 1 MiB */
+	int started;		/* pipe: written to before the fsync */
+	int result;		/* pipe: start and end, milliseconds */
+};
+
+/* One of two containers using the same device from different cgroups. */
+static int cg_use(void *arg)
+{
+	struct cg_user *u = arg;
+	long times[2];
+	char *buf;
+	int dev;
+
+	CHILD_CHECK(!nsdev_join_cgroup(u->cgroup));
+	dev = open(u->dev, O_RDWR | O_DIRECT | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	buf = aligned_alloc(4096, 1 << 20);
+	CHILD_CHECK(buf);
+	memset(buf, 'u', 1 << 20);
+	times[0] = now_ms();
+	if (u->flush) {
+		CHILD_CHECK(pwrite(dev, buf, 1 << 20, 0) == 1 << 20);
+		CHILD_CHECK(write(u->started, "", 1) == 1);
+		CHILD_CHECK(fsync(dev) == 0);
+	} else {
+		/* Never cached: served by a worker. */
+		CHILD_CHECK(pread(dev, buf, 1 << 20, 4 << 20) == 1 << 20);
+	}
+	times[1] = now_ms();
+	CHILD_CHECK(write(u->result, times, sizeof(times)) == sizeof(times));
+	close(dev);
+	return 0;
+}
+
+static pid_t cg_user_start(struct cg_user *u, int result[2])
+{
+	pid_t pid;
+
+	if (pipe2(result, O_CLOEXEC))
+		return -1;
+	u->result = result[1];
+	pid = fork();
+	if (pid == 0)
+		_exit(cg_use(u));
+	close(result[1]);
+	return pid;
+}
+
+/*
+ * One cgroup's throttled backing I/O holds up no other cgroup's requests
+ * on the same device: the flush of a container limited to 256 KiB/s takes
+ * seconds, another container's read meanwhile does not wait for it.
+ */
+TEST_F(cg, throttled_cgroup_holds_up_no_other)
+{
+	struct cg_user a = { .flush = true }, b = { 0 };
+	long ta[2] = { -1, -1 }, tb[2] = { -1, -1 };
+	char dir[64], file[128], path[PATH_MAX], node[PATH_MAX];
+	int ctl, dev, started[2], ra[2], rb[2], status;
+	pid_t pa, pb;
+	char c;
+
+	snprintf(dir, sizeof(dir), "/tmp/loopfs_cgs.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(dir));
+	ctl = private_instance(dir);
+	ASSERT_LE(0, ctl);
+	ASSERT_EQ(0, ioctl(ctl, LOOP_CTL_ADD, 0));
+	snprintf(a.cgroup, sizeof(a.cgroup), "%s", self->cgroup);
+	/* Made in A's cgroup: the file's writeback is A's, and throttled. */
+	pa = fork();
+	ASSERT_LE(0, pa);
+	if (pa == 0)
+		_exit(nsdev_join_cgroup(a.cgroup) ||
+		      cg_backing_file(self->ext4, file, sizeof(file), 8 << 20));
+	ASSERT_EQ(pa, waitpid(pa, &status, 0));
+	ASSERT_EQ(0, status);
+	snprintf(file, sizeof(file), "%s/backing", self->ext4);
+	dev = bind_dev(dir, 0, file, O_RDWR, 0);
+	ASSERT_LE(0, dev);
+	snprintf(node, sizeof(node), "%s/lfs/loop0", dir);
+
+	snprintf(path, sizeof(path), "%s/io.max", a.cgroup);
+	ASSERT_EQ(0, nsdev_write_file(path, "%u:%u wbps=262144",
+				      major(self->loop_devt), minor(self->loop_devt)));
+	snprintf(b.cgroup, sizeof(b.cgroup), "%s_b", self->cgroup);
+	ASSERT_EQ(0, mkdir(b.cgroup, 0755));
+	a.dev = b.dev = node;
+
+	ASSERT_EQ(0, pipe2(started, O_CLOEXEC));
+	a.started = started[1];
+	pa = cg_user_start(&a, ra);
+	ASSERT_LT(0, pa);
+	close(started[1]);
+	ASSERT_EQ(1, read(started[0], &c, 1));
+	close(started[0]);
+	usleep(300000);
+	pb = cg_user_start(&b, rb);
+	ASSERT_LT(0, pb);
+
+	ASSERT_EQ(pb, waitpid(pb, &status, 0));
+	EXPECT_EQ(0, status);
+	ASSERT_EQ(pa, waitpid(pa, &status, 0));
+	EXPECT_EQ(0, status);
+	EXPECT_EQ(sizeof(tb), read(rb[0], tb, sizeof(tb)));
+	EXPECT_EQ(sizeof(ta), read(ra[0], ta, sizeof(ta)));
+	close(ra[0]);
+	close(rb[0]);
+	TH_LOG("throttled write+fsync %ld ms; other cgroup's read %ld ms, done %ld ms before it",
+	       ta[1] - ta[0], tb[1] - tb[0], ta[1] - tb[1]);
+	/* 1 MiB at 256 KiB/s: the throttle held... */
+	EXPECT_LE(2500, ta[1] - ta[0]);
+	/* ...and the other read did not wait for it. */
+	EXPECT_LT(tb[1], ta[1]);
+	EXPECT_GT(1500, tb[1] - tb[0]);
+
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	close(ctl);
+	snprintf(path, sizeof(path), "%s/lfs", dir);
+	umount2(path, MNT_DETACH);
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
 }
 
 static long cg_value(const char *cgroup, const char *file, const char *key)
