@@ -111,23 +111,35 @@ static void loopfs_cmd_end(struct loopfs_cmd *cmd, int ret)
 	blk_mq_end_request(rq, errno_to_blk_status(ret));
 }
 
-/* Serves a request from a worker, in the request's cgroups. */
-static void loopfs_cmd_run(struct loopfs_cmd *cmd)
+/*
+ * Serves a request in its memory cgroup: with nowait, from queue_rq(), whose
+ * task is in its io cgroup already; else from a worker, which takes that on.
+ */
+static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 {
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct loopfs_disk *ld = rq->q->queuedata;
+	struct cgroup_subsys_state *blkcg_css = nowait ? NULL : cmd->blkcg_css;
 	struct mem_cgroup *old_memcg = NULL;
 	int ret;
 
-	if (cmd->blkcg_css)
-		kthread_associate_blkcg(cmd->blkcg_css);
+	if (blkcg_css)
+		kthread_associate_blkcg(blkcg_css);
 	if (cmd->memcg_css)
 		old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
-	ret = rust_loopfs_dev_serve(ld->dev, rq, false);
+	ret = rust_loopfs_dev_serve(ld->dev, rq, nowait);
 	if (cmd->memcg_css)
 		set_active_memcg(old_memcg);
-	if (cmd->blkcg_css)
+	if (blkcg_css)
 		kthread_associate_blkcg(NULL);
+	return ret;
+}
+
+/* Serves a request from a worker, in the request's cgroups. */
+static void loopfs_cmd_run(struct loopfs_cmd *cmd)
+{
+	int ret = loopfs_cmd_serve(cmd, false);
+
 	if (ret != LOOPFS_RQ_QUEUED)
 		loopfs_cmd_end(cmd, ret);
 }
@@ -276,14 +288,8 @@ static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 	blk_mq_start_request(rq);
 	loopfs_cmd_set_cgroups(cmd, rq);
 	if (loopfs_cmd_inline_ok(cmd, rq)) {
-		struct mem_cgroup *old_memcg = NULL;
-		int ret;
+		int ret = loopfs_cmd_serve(cmd, true);
 
-		if (cmd->memcg_css)
-			old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
-		ret = rust_loopfs_dev_serve(ld->dev, rq, true);
-		if (cmd->memcg_css)
-			set_active_memcg(old_memcg);
 		if (ret == LOOPFS_RQ_QUEUED)
 			return BLK_STS_OK;
 		if (ret != LOOPFS_RQ_RETRY) {

@@ -1082,21 +1082,51 @@ FIXTURE_TEARDOWN(cg)
 	rmdir(path);
 }
 
-/* A world-writable, preallocated backing file on the ext4. */
-static int cg_backing_file(const char *ext4, char *path, size_t size, off_t len)
+struct backing_file {
+	const char *cgroup;	/* made from this cgroup, if set */
+	const char *path;
+	off_t len;
+};
+
+static int make_backing_file(void *arg)
 {
+	struct backing_file *b = arg;
 	int fd;
 
-	snprintf(path, size, "%s/backing", ext4);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (b->cgroup && nsdev_join_cgroup(b->cgroup))
+		return -1;
+	fd = open(b->path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
 	if (fd < 0)
 		return -1;
-	if (fchmod(fd, 0666) || fallocate(fd, 0, 0, len)) {
+	if (fchmod(fd, 0666) || fallocate(fd, 0, 0, b->len)) {
 		close(fd);
 		return -1;
 	}
 	close(fd);
 	return 0;
+}
+
+/*
+ * A world-writable, preallocated backing file on the ext4. Made from cgroup,
+ * if given: the file's writeback is then that cgroup's.
+ */
+static int cg_backing_file(const char *ext4, const char *cgroup, char *path,
+			   size_t size, off_t len)
+{
+	struct backing_file b = { .cgroup = cgroup, .path = path, .len = len };
+
+	snprintf(path, size, "%s/backing", ext4);
+	if (cgroup)
+		return nsdev_run_child(make_backing_file, &b, false);
+	return make_backing_file(&b);
+}
+
+static long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 struct cg_writer {
@@ -1114,7 +1144,6 @@ static int cg_write(void *arg)
 {
 	struct cg_writer *w = arg;
 	struct loop_info64 info;
-	struct timespec t0, t1;
 	char path[PATH_MAX];
 	int ctl, dev, i;
 	long ms;
@@ -1136,15 +1165,14 @@ static int cg_write(void *arg)
 	buf = aligned_alloc(4096, 1 << 20);
 	CHILD_CHECK(buf);
 	memset(buf, 'c', 1 << 20);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ms = now_ms();
 	for (i = 0; i < w->mib; i++) {
 		CHILD_CHECK(pwrite(dev, buf, 1 << 20, (off_t)i << 20) == 1 << 20);
 		if (w->fsync_every && (i + 1) % w->fsync_every == 0)
 			CHILD_CHECK(fsync(dev) == 0);
 	}
 	CHILD_CHECK(fsync(dev) == 0);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ms = now_ms() - ms;
 	CHILD_CHECK(write(w->result, &ms, sizeof(ms)) == sizeof(ms));
 	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
 	close(dev);
@@ -1176,7 +1204,7 @@ TEST_F(cg, io_max_throttles_backing_io)
 	char path[PATH_MAX];
 	long ms;
 
-	ASSERT_EQ(0, cg_backing_file(self->ext4, w.file, sizeof(w.file), 8 << 20));
+	ASSERT_EQ(0, cg_backing_file(self->ext4, NULL, w.file, sizeof(w.file), 8 << 20));
 	snprintf(w.cgroup, sizeof(w.cgroup), "%s", self->cgroup);
 	snprintf(path, sizeof(path), "%s/io.max", self->cgroup);
 	/* 1 MiB/s on the disk under the backing file. */
@@ -1186,14 +1214,6 @@ TEST_F(cg, io_max_throttles_backing_io)
 	ASSERT_LE(0, ms);
 	TH_LOG("4 MiB at 1 MiB/s: %ld ms", ms);
 	EXPECT_LE(2500, ms);
-}
-
-static long now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 struct cg_user {
@@ -1257,7 +1277,7 @@ TEST_F(cg, throttled_cgroup_holds_up_no_other)
 	struct cg_user a = { .flush = true }, b = { 0 };
 	long ta[2] = { -1, -1 }, tb[2] = { -1, -1 };
 	char dir[64], file[128], path[PATH_MAX], node[PATH_MAX];
-	int ctl, dev, started[2], ra[2], rb[2], status;
+	int ctl, dev, started[2], ra[2], rb[2];
 	pid_t pa, pb;
 	char c;
 
@@ -1267,15 +1287,8 @@ TEST_F(cg, throttled_cgroup_holds_up_no_other)
 	ASSERT_LE(0, ctl);
 	ASSERT_EQ(0, ioctl(ctl, LOOP_CTL_ADD, 0));
 	snprintf(a.cgroup, sizeof(a.cgroup), "%s", self->cgroup);
-	/* Made in A's cgroup: the file's writeback is A's, and throttled. */
-	pa = fork();
-	ASSERT_LE(0, pa);
-	if (pa == 0)
-		_exit(nsdev_join_cgroup(a.cgroup) ||
-		      cg_backing_file(self->ext4, file, sizeof(file), 8 << 20));
-	ASSERT_EQ(pa, waitpid(pa, &status, 0));
-	ASSERT_EQ(0, status);
-	snprintf(file, sizeof(file), "%s/backing", self->ext4);
+	/* A's file: its writeback is A's, and throttled. */
+	ASSERT_EQ(0, cg_backing_file(self->ext4, a.cgroup, file, sizeof(file), 8 << 20));
 	dev = bind_dev(dir, 0, file, O_RDWR, 0);
 	ASSERT_LE(0, dev);
 	snprintf(node, sizeof(node), "%s/lfs/loop0", dir);
@@ -1298,10 +1311,8 @@ TEST_F(cg, throttled_cgroup_holds_up_no_other)
 	pb = cg_user_start(&b, rb);
 	ASSERT_LT(0, pb);
 
-	ASSERT_EQ(pb, waitpid(pb, &status, 0));
-	EXPECT_EQ(0, status);
-	ASSERT_EQ(pa, waitpid(pa, &status, 0));
-	EXPECT_EQ(0, status);
+	EXPECT_EQ(0, nsdev_wait(pb));
+	EXPECT_EQ(0, nsdev_wait(pa));
 	EXPECT_EQ(sizeof(tb), read(rb[0], tb, sizeof(tb)));
 	EXPECT_EQ(sizeof(ta), read(ra[0], ta, sizeof(ta)));
 	close(ra[0]);
@@ -1351,7 +1362,7 @@ TEST_F(cg, memory_max_holds_for_backing_page_cache)
 	char path[PATH_MAX];
 	long limit = 24 << 20;
 
-	ASSERT_EQ(0, cg_backing_file(self->ext4, w.file, sizeof(w.file), 48 << 20));
+	ASSERT_EQ(0, cg_backing_file(self->ext4, NULL, w.file, sizeof(w.file), 48 << 20));
 	snprintf(w.cgroup, sizeof(w.cgroup), "%s", self->cgroup);
 	snprintf(path, sizeof(path), "%s/memory.max", self->cgroup);
 	ASSERT_EQ(0, nsdev_write_file(path, "%ld", limit));
