@@ -121,13 +121,20 @@ static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 	struct loopfs_disk *ld = rq->q->queuedata;
 	struct cgroup_subsys_state *blkcg_css = nowait ? NULL : cmd->blkcg_css;
 	struct mem_cgroup *old_memcg = NULL;
+	unsigned int noio;
 	int ret;
 
 	if (blkcg_css)
 		kthread_associate_blkcg(blkcg_css);
 	if (cmd->memcg_css)
 		old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
+	/*
+	 * As loop.c's worker: no allocation for the backing I/O may recurse
+	 * into reclaim's I/O, which could wait on this very device.
+	 */
+	noio = memalloc_noio_save();
 	ret = rust_loopfs_dev_serve(ld->dev, rq, nowait);
+	memalloc_noio_restore(noio);
 	if (cmd->memcg_css)
 		set_active_memcg(old_memcg);
 	if (blkcg_css)
@@ -154,9 +161,16 @@ static void loopfs_drainer_fn(struct work_struct *work)
 	struct loopfs_drainer *d = container_of(work, struct loopfs_drainer, work);
 	struct loopfs_worker *w = d->w;
 	struct loopfs_disk *ld = w->ld;
+	unsigned int orig_flags = current->flags;
 	struct loopfs_cmd *cmd;
 	bool gone;
 
+	/*
+	 * As loop.c's loop_process_work(): the worker writes back another
+	 * disk's data, so only the backing file's disk's dirty limits throttle
+	 * it (balance_dirty_pages()).
+	 */
+	current->flags |= PF_LOCAL_THROTTLE;
 	spin_lock_irq(&ld->lock);
 	while ((cmd = list_first_entry_or_null(&w->cmds, struct loopfs_cmd,
 					       node))) {
@@ -173,6 +187,7 @@ static void loopfs_drainer_fn(struct work_struct *work)
 	if (gone)
 		list_del(&w->node);
 	spin_unlock_irq(&ld->lock);
+	current_restore_flags(orig_flags, PF_LOCAL_THROTTLE);
 	if (gone) {
 		css_put(w->blkcg_css);
 		kfree(w);
@@ -261,14 +276,18 @@ static void loopfs_cmd_set_cgroups(struct loopfs_cmd *cmd, struct request *rq)
 /*
  * Whether queue_rq() may try the request itself: its submitter, a user task,
  * is in the request's io cgroup (its I/O is charged where the worker would
- * charge it), and no rq_qos policy of this queue can wait in submit_bio()
- * for requests whose backing I/O would wait on this submission.
+ * charge it), it is not inside submit_bio() (which holds back the bios the
+ * backing filesystem submits until queue_rq() returns: one it waited for,
+ * such as a read of its block map or inode table, would never come), and
+ * no rq_qos policy of this queue can wait in submit_bio() for requests
+ * whose backing I/O would wait on this submission.
  */
 static bool loopfs_cmd_inline_ok(struct loopfs_cmd *cmd, struct request *rq)
 {
 	bool same = true;
 
-	if (current->flags & PF_KTHREAD || READ_ONCE(rq->q->rq_qos))
+	if (current->flags & PF_KTHREAD || current->bio_list ||
+	    READ_ONCE(rq->q->rq_qos))
 		return false;
 #ifdef CONFIG_BLK_CGROUP
 	rcu_read_lock();

@@ -962,4 +962,85 @@ TEST(ext4_from_container_mounted_by_host)
 	rmdir(base);
 }
 
+/*
+ * A read whose direct I/O needs the backing filesystem to read its block
+ * map first. An O_DIRECT read of 4 KiB is submitted without a plug, so
+ * queue_rq() runs inside submit_bio(), which holds back every bio submitted
+ * meanwhile until it returns: had loopfs tried the request there, ext4's read
+ * of its extent tree (IOCB_NOWAIT does not stop it) would never have been
+ * issued and the reader would wait for ever. ext4 is on a loop.c device, as
+ * a host's disk would be (not a RAM disk, where loopfs tries nothing).
+ */
+TEST(direct_io_read_of_cold_block_map)
+{
+	char base[] = "/tmp/loopfs_map.XXXXXX", path[PATH_MAX], lfs[PATH_MAX];
+	struct loop_info64 info;
+	int ctl, dev, fd, i, status = -1;
+	pid_t pid;
+
+	ASSERT_NE(NULL, mkdtemp(base));
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	ASSERT_EQ(0, mount("tmpfs", base, "tmpfs", 0, NULL));
+	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; truncate -s 64M disk; mkdir x lfs; "
+			      "losetup -f --show disk > disk.dev; "
+			      "mkfs.ext4 -q -F $(cat disk.dev); mount $(cat disk.dev) x",
+			      base));
+	/* 400 extents of 4 KiB: the map needs blocks of its own. */
+	snprintf(path, sizeof(path), "%s/x/img", base);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_LE(0, fd);
+	for (i = 0; i < 400; i++) {
+		char block[4096];
+
+		memset(block, i % 251 + 1, sizeof(block));
+		ASSERT_EQ(sizeof(block), pwrite(fd, block, sizeof(block), i * 8192L));
+	}
+	ASSERT_EQ(0, fsync(fd));
+	close(fd);
+	/* Forget the map: a fresh mount of the filesystem has it on disk only. */
+	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; umount x; "
+			      "echo 3 > /proc/sys/vm/drop_caches; "
+			      "mount $(cat disk.dev) x", base));
+
+	snprintf(lfs, sizeof(lfs), "%s/lfs", base);
+	ASSERT_EQ(0, mount("loop", lfs, "loop", 0, NULL));
+	snprintf(path, sizeof(path), "%s/loop-control", lfs);
+	ctl = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl);
+	ASSERT_EQ(0, ioctl(ctl, LOOP_CTL_ADD, 0));
+	snprintf(path, sizeof(path), "%s/x/img", base);
+	dev = attach(lfs, 0, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
+	ASSERT_TRUE(info.lo_flags & LO_FLAGS_DIRECT_IO);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		void *buf;
+		int rd;
+
+		CHILD_CHECK(posix_memalign(&buf, 4096, 4096) == 0);
+		rd = open_dev(lfs, 0, O_RDONLY | O_DIRECT);
+		CHILD_CHECK(rd >= 0);
+		CHILD_CHECK(pread(rd, buf, 4096, 300 * 8192L) == 4096);
+		CHILD_CHECK(((unsigned char *)buf)[0] == 300 % 251 + 1);
+		_exit(0);
+	}
+	/* A reader that waits for ever cannot be reaped: give up on it. */
+	for (i = 0; i < 600 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		usleep(100000);
+	ASSERT_TRUE(i < 600) TH_LOG("the read did not complete in 60 s");
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	EXPECT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	close(ctl);
+	EXPECT_EQ(0, umount2(lfs, MNT_DETACH));
+	EXPECT_EQ(0, nsdev_sh("cd %s; umount x && losetup -d $(cat disk.dev)", base));
+	umount2(base, MNT_DETACH);
+	rmdir(base);
+}
+
 TEST_HARNESS_MAIN
