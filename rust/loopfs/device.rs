@@ -417,6 +417,9 @@ impl Io {
     };
 }
 
+/// The largest buffered read or write tried in the submitter.
+const INLINE_COPY_MAX: u32 = 64 << 10;
+
 /// Whether a read or write (`write`) is worth trying in the submitter with
 /// `IOCB_NOWAIT`: the file must take it. Not for direct I/O on a device that
 /// does its I/O in the submission (a RAM disk): there the submitter would do
@@ -1153,6 +1156,13 @@ impl Device {
             Ok(p)
         });
         if nowait {
+            // A large copy through the page cache goes to the worker, which
+            // makes it on another CPU while the submitter goes on (as loop.c
+            // does every request): only small ones gain from saving the
+            // hand-off.
+            if !direct && info.bytes > INLINE_COPY_MAX {
+                return Served::Retry;
+            }
             match rw_at {
                 // The VFS applies the current task's RLIMIT_FSIZE too, and
                 // signals it: the submitter's must not stand in the way.
