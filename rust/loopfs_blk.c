@@ -26,6 +26,7 @@
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/task_stack.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 #include <uapi/linux/loop.h>
@@ -274,20 +275,39 @@ static void loopfs_cmd_set_cgroups(struct loopfs_cmd *cmd, struct request *rq)
 }
 
 /*
- * Whether queue_rq() may try the request itself: its submitter, a user task,
- * is in the request's io cgroup (its I/O is charged where the worker would
- * charge it), it is not inside submit_bio() (which holds back the bios the
- * backing filesystem submits until queue_rq() returns: one it waited for,
- * such as a read of its block map or inode table, would never come), and
- * no rq_qos policy of this queue can wait in submit_bio() for requests
- * whose backing I/O would wait on this submission.
+ * Whether less than half of the task's stack is in use: serving a request in
+ * queue_rq() nests when the backing file is on another loopfs device, whose
+ * queue_rq() the backing filesystem's plug calls in turn.
+ */
+static bool loopfs_stack_room(void)
+{
+#ifdef CONFIG_STACK_GROWSUP
+	return false;
+#else
+	unsigned long sp = (unsigned long)__builtin_frame_address(0);
+
+	return sp - (unsigned long)task_stack_page(current) > THREAD_SIZE / 2;
+#endif
+}
+
+/*
+ * Whether queue_rq() may try the request itself, in a context the backing
+ * filesystem can be entered from as from a system call: its submitter, a
+ * user task, is in the request's io cgroup (its I/O is charged where the
+ * worker would charge it), not in a filesystem transaction (the submitter's
+ * filesystem flushing its plug with a journal handle open, which the
+ * backing filesystem would take for its own), not in memory reclaim
+ * (swap-out to the device), has stack to spare, and no rq_qos policy of
+ * this queue can wait in submit_bio() for requests whose backing I/O would
+ * wait on this submission.
  */
 static bool loopfs_cmd_inline_ok(struct loopfs_cmd *cmd, struct request *rq)
 {
 	bool same = true;
 
-	if (current->flags & PF_KTHREAD || current->bio_list ||
-	    READ_ONCE(rq->q->rq_qos))
+	if (current->flags & (PF_KTHREAD | PF_MEMALLOC) ||
+	    current->journal_info || READ_ONCE(rq->q->rq_qos) ||
+	    !loopfs_stack_room())
 		return false;
 #ifdef CONFIG_BLK_CGROUP
 	rcu_read_lock();
@@ -307,7 +327,29 @@ static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 	blk_mq_start_request(rq);
 	loopfs_cmd_set_cgroups(cmd, rq);
 	if (loopfs_cmd_inline_ok(cmd, rq)) {
-		int ret = loopfs_cmd_serve(cmd, true);
+		struct bio_list *bio_list = current->bio_list;
+		struct blk_plug *plug = current->plug;
+		int ret;
+
+		/*
+		 * The backing filesystem is entered as from a system call: its
+		 * bios are submitted when it submits them (inside submit_bio(),
+		 * which holds back bios until it returns, one it waited for,
+		 * such as a read of its extent tree, would never come), through
+		 * plugs of their own (not the one being flushed, whose list
+		 * blk-mq is taking requests from). The time cached in that plug
+		 * goes first (PF_BLOCK_TS needs a plug); its flush would drop
+		 * it anyway. Stacked devices nest no deeper than the stack
+		 * check allows.
+		 */
+		if (plug) {
+			blk_plug_invalidate_ts();
+			current->plug = NULL;
+		}
+		current->bio_list = NULL;
+		ret = loopfs_cmd_serve(cmd, true);
+		current->bio_list = bio_list;
+		current->plug = plug;
 
 		if (ret == LOOPFS_RQ_QUEUED)
 			return BLK_STS_OK;
