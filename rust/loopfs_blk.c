@@ -122,20 +122,13 @@ static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 	struct loopfs_disk *ld = rq->q->queuedata;
 	struct cgroup_subsys_state *blkcg_css = nowait ? NULL : cmd->blkcg_css;
 	struct mem_cgroup *old_memcg = NULL;
-	unsigned int noio;
 	int ret;
 
 	if (blkcg_css)
 		kthread_associate_blkcg(blkcg_css);
 	if (cmd->memcg_css)
 		old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
-	/*
-	 * As loop.c's worker: no allocation for the backing I/O may recurse
-	 * into reclaim's I/O, which could wait on this very device.
-	 */
-	noio = memalloc_noio_save();
 	ret = rust_loopfs_dev_serve(ld->dev, rq, nowait);
-	memalloc_noio_restore(noio);
 	if (cmd->memcg_css)
 		set_active_memcg(old_memcg);
 	if (blkcg_css)
