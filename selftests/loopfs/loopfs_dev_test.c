@@ -963,31 +963,64 @@ TEST(ext4_from_container_mounted_by_host)
 }
 
 /*
+ * ext4 on a loop.c device, as a host's disk would be (not a RAM disk, where
+ * loopfs serves no direct I/O in the submitter), mounted on <base>/x, and a
+ * loopfs instance on <base>/lfs; <base>/y for a filesystem on its devices.
+ */
+FIXTURE(disk) {
+	char base[32];
+	char lfs[64];
+	int ctl;
+};
+
+FIXTURE_SETUP(disk)
+{
+	char path[PATH_MAX];
+
+	snprintf(self->base, sizeof(self->base), "/tmp/loopfs_disk.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->base));
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	ASSERT_EQ(0, mount("tmpfs", self->base, "tmpfs", 0, NULL));
+	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; truncate -s 96M disk; mkdir x y lfs; "
+			      "losetup -f --show disk > disk.dev; "
+			      "mkfs.ext4 -q -F $(cat disk.dev); mount $(cat disk.dev) x",
+			      self->base));
+	snprintf(self->lfs, sizeof(self->lfs), "%s/lfs", self->base);
+	ASSERT_EQ(0, mount("loop", self->lfs, "loop", 0, NULL));
+	snprintf(path, sizeof(path), "%s/loop-control", self->lfs);
+	self->ctl = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, self->ctl);
+}
+
+FIXTURE_TEARDOWN(disk)
+{
+	if (self->ctl >= 0)
+		close(self->ctl);
+	umount2(self->lfs, MNT_DETACH);
+	EXPECT_EQ(0, nsdev_sh("cd %s; umount x && losetup -d $(cat disk.dev)", self->base));
+	umount2(self->base, MNT_DETACH);
+	rmdir(self->base);
+}
+
+/*
  * A read whose direct I/O needs the backing filesystem to read its block
  * map first. An O_DIRECT read of 4 KiB is submitted without a plug, so
  * queue_rq() runs inside submit_bio(), which holds back every bio submitted
- * meanwhile until it returns: had loopfs tried the request there, ext4's read
- * of its extent tree (IOCB_NOWAIT does not stop it) would never have been
- * issued and the reader would wait for ever. ext4 is on a loop.c device, as
- * a host's disk would be (not a RAM disk, where loopfs tries nothing).
+ * meanwhile until it returns: unless loopfs submits the backing
+ * filesystem's bios there and then, ext4's read of its extent tree
+ * (IOCB_NOWAIT does not stop it) is never issued and the reader waits for
+ * ever.
  */
-TEST(direct_io_read_of_cold_block_map)
+TEST_F(disk, direct_io_read_of_cold_block_map)
 {
-	char base[] = "/tmp/loopfs_map.XXXXXX", path[PATH_MAX], lfs[64];
 	struct loop_info64 info;
-	int ctl, dev, fd, i, status = -1;
+	char path[PATH_MAX];
+	int dev, fd, i, status = -1;
 	pid_t pid;
 
-	ASSERT_NE(NULL, mkdtemp(base));
-	ASSERT_EQ(0, unshare(CLONE_NEWNS));
-	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
-	ASSERT_EQ(0, mount("tmpfs", base, "tmpfs", 0, NULL));
-	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; truncate -s 64M disk; mkdir x lfs; "
-			      "losetup -f --show disk > disk.dev; "
-			      "mkfs.ext4 -q -F $(cat disk.dev); mount $(cat disk.dev) x",
-			      base));
 	/* 400 extents of 4 KiB: the map needs blocks of its own. */
-	snprintf(path, sizeof(path), "%s/x/img", base);
+	snprintf(path, sizeof(path), "%s/x/img", self->base);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ASSERT_LE(0, fd);
 	for (i = 0; i < 400; i++) {
@@ -1001,16 +1034,10 @@ TEST(direct_io_read_of_cold_block_map)
 	/* Forget the map: a fresh mount of the filesystem has it on disk only. */
 	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; umount x; "
 			      "echo 3 > /proc/sys/vm/drop_caches; "
-			      "mount $(cat disk.dev) x", base));
+			      "mount $(cat disk.dev) x", self->base));
 
-	snprintf(lfs, sizeof(lfs), "%s/lfs", base);
-	ASSERT_EQ(0, mount("loop", lfs, "loop", 0, NULL));
-	snprintf(path, sizeof(path), "%s/loop-control", lfs);
-	ctl = open(path, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, ctl);
-	ASSERT_EQ(0, ioctl(ctl, LOOP_CTL_ADD, 0));
-	snprintf(path, sizeof(path), "%s/x/img", base);
-	dev = attach(lfs, 0, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
 	ASSERT_LE(0, dev);
 	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
 	ASSERT_TRUE(info.lo_flags & LO_FLAGS_DIRECT_IO);
@@ -1022,7 +1049,7 @@ TEST(direct_io_read_of_cold_block_map)
 		int rd;
 
 		CHILD_CHECK(posix_memalign(&buf, 4096, 4096) == 0);
-		rd = open_dev(lfs, 0, O_RDONLY | O_DIRECT);
+		rd = open_dev(self->lfs, 0, O_RDONLY | O_DIRECT);
 		CHILD_CHECK(rd >= 0);
 		CHILD_CHECK(pread(rd, buf, 4096, 300 * 8192L) == 4096);
 		CHILD_CHECK(((unsigned char *)buf)[0] == 300 % 251 + 1);
@@ -1033,56 +1060,38 @@ TEST(direct_io_read_of_cold_block_map)
 		usleep(100000);
 	ASSERT_TRUE(i < 600) TH_LOG("the read did not complete in 60 s");
 	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-
 	EXPECT_EQ(0, ioctl(dev, LOOP_CLR_FD));
 	close(dev);
-	close(ctl);
-	EXPECT_EQ(0, umount2(lfs, MNT_DETACH));
-	EXPECT_EQ(0, nsdev_sh("cd %s; umount x && losetup -d $(cat disk.dev)", base));
-	umount2(base, MNT_DETACH);
-	rmdir(base);
 }
 
 /*
  * A loopfs device whose backing file is on a filesystem on another loopfs
- * device, both with direct I/O, on a disk that is not a RAM disk (loop.c's).
- * An O_DIRECT read of 2 MiB is plugged: queue_rq() of the upper device
- * runs from the flush of the reader's plug, and its backing filesystem's
- * bios, and the lower device's, must not land in the plug being flushed
- * (blk-mq's list of it is half taken: a NULL dereference in 6.12).
+ * device, both with direct I/O. An O_DIRECT read of 2 MiB is plugged:
+ * queue_rq() of the upper device runs from the flush of the reader's plug,
+ * and its backing filesystem's bios, and the lower device's, must not land
+ * in the plug being flushed (blk-mq's list of it is half taken: a NULL
+ * dereference in 6.12).
  */
-TEST(stacked_devices_direct_io)
+TEST_F(disk, stacked_devices_direct_io)
 {
-	char base[] = "/tmp/loopfs_stack.XXXXXX", path[PATH_MAX], lfs[64];
 	static char want[2 << 20];
-	struct loop_info64 info;
-	int ctl, lower, upper, fd, i;
 	const size_t len = sizeof(want);
+	struct loop_info64 info;
+	char path[PATH_MAX];
+	int lower, upper, fd, i;
 	char *buf;
 
 	ASSERT_EQ(0, posix_memalign((void **)&buf, 4096, len));
-	ASSERT_NE(NULL, mkdtemp(base));
-	ASSERT_EQ(0, unshare(CLONE_NEWNS));
-	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
-	ASSERT_EQ(0, mount("tmpfs", base, "tmpfs", 0, NULL));
-	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; truncate -s 96M disk; mkdir x y lfs; "
-			      "losetup -f --show disk > disk.dev; "
-			      "mkfs.ext4 -q -F $(cat disk.dev); mount $(cat disk.dev) x; "
-			      "truncate -s 64M x/lower.img", base));
-	snprintf(lfs, sizeof(lfs), "%s/lfs", base);
-	ASSERT_EQ(0, mount("loop", lfs, "loop", 0, NULL));
-	snprintf(path, sizeof(path), "%s/loop-control", lfs);
-	ctl = open(path, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, ctl);
-	ASSERT_EQ(0, ioctl(ctl, LOOP_CTL_ADD, 0));
-	ASSERT_EQ(1, ioctl(ctl, LOOP_CTL_ADD, 1));
-	snprintf(path, sizeof(path), "%s/x/lower.img", base);
-	lower = attach(lfs, 0, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	ASSERT_EQ(1, ioctl(self->ctl, LOOP_CTL_ADD, 1));
+	ASSERT_EQ(0, nsdev_sh("truncate -s 64M %s/x/lower.img", self->base));
+	snprintf(path, sizeof(path), "%s/x/lower.img", self->base);
+	lower = attach(self->lfs, 0, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
 	ASSERT_LE(0, lower);
 	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; mkfs.ext4 -q -F lfs/loop0; "
-			      "mount lfs/loop0 y", base));
+			      "mount lfs/loop0 y", self->base));
 	/* The upper device's data, written through both devices. */
-	snprintf(path, sizeof(path), "%s/y/upper.img", base);
+	snprintf(path, sizeof(path), "%s/y/upper.img", self->base);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ASSERT_LE(0, fd);
 	for (i = 0; i < 4; i++) {
@@ -1091,40 +1100,35 @@ TEST(stacked_devices_direct_io)
 	}
 	ASSERT_EQ(0, fsync(fd));
 	close(fd);
-	upper = attach(lfs, 1, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
+	upper = attach(self->lfs, 1, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
 	ASSERT_LE(0, upper);
 	ASSERT_EQ(0, ioctl(upper, LOOP_GET_STATUS64, &info));
 	ASSERT_TRUE(info.lo_flags & LO_FLAGS_DIRECT_IO);
 	ASSERT_EQ(0, ioctl(lower, LOOP_GET_STATUS64, &info));
 	ASSERT_TRUE(info.lo_flags & LO_FLAGS_DIRECT_IO);
 
-	fd = open_dev(lfs, 1, O_RDWR | O_DIRECT);
+	fd = open_dev(self->lfs, 1, O_RDWR | O_DIRECT);
 	ASSERT_LE(0, fd);
 	for (i = 0; i < 4; i++) {
-		fill(want, sizeof(want), i);
+		fill(want, len, i);
 		memset(buf, 0, len);
 		ASSERT_EQ(len, pread(fd, buf, len, (off_t)i << 21));
-		ASSERT_EQ(0, memcmp(buf, want, sizeof(want))) TH_LOG("at %d MiB", 2 * i);
+		ASSERT_EQ(0, memcmp(buf, want, len)) TH_LOG("at %d MiB", 2 * i);
 	}
 	/* And writes, read back the same way. */
 	fill(buf, len, 42);
 	ASSERT_EQ(len, pwrite(fd, buf, len, 2 << 21));
 	memset(buf, 0, len);
 	ASSERT_EQ(len, pread(fd, buf, len, 2 << 21));
-	fill(want, sizeof(want), 42);
-	EXPECT_EQ(0, memcmp(buf, want, sizeof(want)));
+	fill(want, len, 42);
+	EXPECT_EQ(0, memcmp(buf, want, len));
 	close(fd);
 
 	EXPECT_EQ(0, ioctl(upper, LOOP_CLR_FD));
 	close(upper);
-	EXPECT_EQ(0, nsdev_sh("umount %s/y", base));
+	EXPECT_EQ(0, nsdev_sh("umount %s/y", self->base));
 	EXPECT_EQ(0, ioctl(lower, LOOP_CLR_FD));
 	close(lower);
-	close(ctl);
-	EXPECT_EQ(0, umount2(lfs, MNT_DETACH));
-	EXPECT_EQ(0, nsdev_sh("cd %s; umount x && losetup -d $(cat disk.dev)", base));
-	umount2(base, MNT_DETACH);
-	rmdir(base);
 	free(buf);
 }
 
