@@ -122,13 +122,20 @@ static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 	struct loopfs_disk *ld = rq->q->queuedata;
 	struct cgroup_subsys_state *blkcg_css = nowait ? NULL : cmd->blkcg_css;
 	struct mem_cgroup *old_memcg = NULL;
+	unsigned int noio;
 	int ret;
 
 	if (blkcg_css)
 		kthread_associate_blkcg(blkcg_css);
 	if (cmd->memcg_css)
 		old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
+	/*
+	 * As loop.c's worker: no allocation for the backing I/O may recurse
+	 * into reclaim's I/O, which could wait on this very device (swap).
+	 */
+	noio = memalloc_noio_save();
 	ret = rust_loopfs_dev_serve(ld->dev, rq, nowait);
+	memalloc_noio_restore(noio);
 	if (cmd->memcg_css)
 		set_active_memcg(old_memcg);
 	if (blkcg_css)
@@ -296,11 +303,25 @@ static bool loopfs_stack_room(void)
  */
 static bool loopfs_cmd_inline_ok(struct loopfs_cmd *cmd, struct request *rq)
 {
+	struct bio_list *bio_list = current->bio_list;
+	struct blk_plug *plug = current->plug;
 	bool same = true;
 
 	if (current->flags & (PF_KTHREAD | PF_MEMALLOC) ||
 	    current->journal_info || READ_ONCE(rq->q->rq_qos) ||
 	    !loopfs_stack_room())
+		return false;
+	/*
+	 * Nothing the serve would hide may be waiting: bios held by
+	 * submit_bio() (a bio set's rescuer only sees those on the list), or
+	 * in the plug, requests, cached requests (each pins its queue against
+	 * a freeze) and callbacks a sleep would flush.
+	 */
+	if (bio_list && !(bio_list_empty(&bio_list[0]) &&
+			  bio_list_empty(&bio_list[1])))
+		return false;
+	if (plug && (plug->rq_count || !rq_list_empty(&plug->cached_rqs) ||
+		     !list_empty(&plug->cb_list)))
 		return false;
 #ifdef CONFIG_BLK_CGROUP
 	rcu_read_lock();
@@ -337,10 +358,13 @@ static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 		 */
 		if (plug) {
 			blk_plug_invalidate_ts();
+			/* No preemption may see PF_BLOCK_TS without a plug. */
+			barrier();
 			current->plug = NULL;
 		}
 		current->bio_list = NULL;
 		ret = loopfs_cmd_serve(cmd, true);
+		WARN_ON_ONCE(current->plug || current->bio_list);
 		current->bio_list = bio_list;
 		current->plug = plug;
 
