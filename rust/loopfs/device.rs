@@ -1124,7 +1124,16 @@ impl Device {
         );
         let (backing, offset, read_only, direct) = {
             let io = self.io.lock();
-            if nowait && !(rw && io.nowait[usize::from(write)]) {
+            let direct = io.flags & LO_FLAGS_DIRECT_IO != 0;
+            // A large copy through the page cache goes to the worker, which
+            // makes it on another CPU while the submitter goes on (as loop.c
+            // does every request): only small ones gain from saving the
+            // hand-off.
+            if nowait
+                && !(rw
+                    && io.nowait[usize::from(write)]
+                    && (direct || info.bytes <= INLINE_COPY_MAX))
+            {
                 return Served::Retry;
             }
             match &io.backing {
@@ -1132,7 +1141,7 @@ impl Device {
                     backing.clone(),
                     io.offset,
                     io.flags & LO_FLAGS_READ_ONLY != 0,
-                    io.flags & LO_FLAGS_DIRECT_IO != 0,
+                    direct,
                 ),
                 _ => return Served::Done(EIO.to_errno()),
             }
@@ -1156,13 +1165,6 @@ impl Device {
             Ok(p)
         });
         if nowait {
-            // A large copy through the page cache goes to the worker, which
-            // makes it on another CPU while the submitter goes on (as loop.c
-            // does every request): only small ones gain from saving the
-            // hand-off.
-            if !direct && info.bytes > INLINE_COPY_MAX {
-                return Served::Retry;
-            }
             match rw_at {
                 // The VFS applies the current task's RLIMIT_FSIZE too, and
                 // signals it: the submitter's must not stand in the way.
