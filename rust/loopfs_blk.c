@@ -121,14 +121,16 @@ static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct loopfs_disk *ld = rq->q->queuedata;
 	struct cgroup_subsys_state *blkcg_css = nowait ? NULL : cmd->blkcg_css;
+	/* Read before the serve: it may end the request, which is then reused. */
+	struct cgroup_subsys_state *memcg_css = cmd->memcg_css;
 	struct mem_cgroup *old_memcg = NULL;
 	unsigned int noio;
 	int ret;
 
 	if (blkcg_css)
 		kthread_associate_blkcg(blkcg_css);
-	if (cmd->memcg_css)
-		old_memcg = set_active_memcg(mem_cgroup_from_css(cmd->memcg_css));
+	if (memcg_css)
+		old_memcg = set_active_memcg(mem_cgroup_from_css(memcg_css));
 	/*
 	 * As loop.c's worker: no allocation for the backing I/O may recurse
 	 * into reclaim's I/O, which could wait on this very device (swap).
@@ -136,7 +138,7 @@ static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 	noio = memalloc_noio_save();
 	ret = rust_loopfs_dev_serve(ld->dev, rq, nowait);
 	memalloc_noio_restore(noio);
-	if (cmd->memcg_css)
+	if (memcg_css)
 		set_active_memcg(old_memcg);
 	if (blkcg_css)
 		kthread_associate_blkcg(NULL);
@@ -276,8 +278,9 @@ static void loopfs_cmd_set_cgroups(struct loopfs_cmd *cmd, struct request *rq)
 
 /*
  * Whether less than half of the task's stack is in use: serving a request in
- * queue_rq() nests when the backing file is on another loopfs device, whose
- * queue_rq() the backing filesystem's plug calls in turn.
+ * queue_rq() enters the backing filesystem and the block layer below it,
+ * from wherever the submitter's plug is flushed (a filesystem of its own,
+ * a device mapper target above loopfs).
  */
 static bool loopfs_stack_room(void)
 {
@@ -299,29 +302,42 @@ static bool loopfs_stack_room(void)
  * backing filesystem would take for its own), not in memory reclaim
  * (swap-out to the device), has stack to spare, and no rq_qos policy of
  * this queue can wait in submit_bio() for requests whose backing I/O would
- * wait on this submission.
+ * wait on this submission; the submitter did not ask not to wait
+ * (REQ_NOWAIT: io_uring's non-blocking issue, RWF_NOWAIT); and it holds
+ * nothing the serve, which may sleep, would keep from others.
  */
 static bool loopfs_cmd_inline_ok(struct loopfs_cmd *cmd, struct request *rq)
 {
-	struct bio_list *bio_list = current->bio_list;
 	struct blk_plug *plug = current->plug;
 	bool same = true;
 
 	if (current->flags & (PF_KTHREAD | PF_MEMALLOC) ||
-	    current->journal_info || READ_ONCE(rq->q->rq_qos) ||
-	    !loopfs_stack_room())
+	    current->journal_info || rq->cmd_flags & REQ_NOWAIT ||
+	    READ_ONCE(rq->q->rq_qos) || !loopfs_stack_room())
 		return false;
 	/*
-	 * Nothing the serve would hide may be waiting: bios held by
-	 * submit_bio() (a bio set's rescuer only sees those on the list), or
-	 * in the plug, requests, cached requests (each pins its queue against
-	 * a freeze) and callbacks a sleep would flush.
+	 * Only from a plug its owner flushes (blk_finish_plug(), io_submit(),
+	 * readahead, a direct I/O of several bios), never inside submit_bio().
+	 * There, bios submitted meanwhile are held back until it returns (a
+	 * read of the backing filesystem's block map it waited for would never
+	 * come), and the plug being flushed may be the caller's, flushed to
+	 * make room for the request submit_bio() has just allocated for
+	 * another disk. Such a request pins that disk's queue: a freeze of it
+	 * (an elevator switch, io.latency enabled, a limits update) waits for
+	 * it, it waits for this serve, and the serve's backing I/O may go to
+	 * that very disk and wait for the freeze.
 	 */
-	if (bio_list && !(bio_list_empty(&bio_list[0]) &&
-			  bio_list_empty(&bio_list[1])))
+	if (current->bio_list)
 		return false;
+	/*
+	 * For the same reason, no other disk's requests may wait in the plug
+	 * (what is left of this queue's own is harmless), and none cached
+	 * (each pins its queue), nor callbacks a sleep would run, nor
+	 * requests added since the flush began.
+	 */
 	if (plug && (plug->rq_count || !rq_list_empty(&plug->cached_rqs) ||
-		     !list_empty(&plug->cb_list)))
+		     !list_empty(&plug->cb_list) ||
+		     (plug->multiple_queues && !rq_list_empty(&plug->mq_list))))
 		return false;
 #ifdef CONFIG_BLK_CGROUP
 	rcu_read_lock();
@@ -341,20 +357,16 @@ static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 	blk_mq_start_request(rq);
 	loopfs_cmd_set_cgroups(cmd, rq);
 	if (loopfs_cmd_inline_ok(cmd, rq)) {
-		struct bio_list *bio_list = current->bio_list;
 		struct blk_plug *plug = current->plug;
 		int ret;
 
 		/*
 		 * The backing filesystem is entered as from a system call: its
-		 * bios are submitted when it submits them (inside submit_bio(),
-		 * which holds back bios until it returns, one it waited for,
-		 * such as a read of its extent tree, would never come), through
-		 * plugs of their own (not the one being flushed, whose list
-		 * blk-mq is taking requests from). The time cached in that plug
-		 * goes first (PF_BLOCK_TS needs a plug); its flush would drop
-		 * it anyway. Stacked devices nest no deeper than the stack
-		 * check allows.
+		 * bios go through plugs of their own, not the one being
+		 * flushed, whose list blk-mq is taking requests from (6.12
+		 * dereferences NULL there once another disk's request is added
+		 * to it). The time cached in that plug goes first (PF_BLOCK_TS
+		 * needs a plug); its flush would drop it anyway.
 		 */
 		if (plug) {
 			blk_plug_invalidate_ts();
@@ -362,10 +374,8 @@ static blk_status_t loopfs_queue_rq(struct blk_mq_hw_ctx *hctx,
 			barrier();
 			current->plug = NULL;
 		}
-		current->bio_list = NULL;
 		ret = loopfs_cmd_serve(cmd, true);
 		WARN_ON_ONCE(current->plug || current->bio_list);
-		current->bio_list = bio_list;
 		current->plug = plug;
 
 		if (ret == LOOPFS_RQ_QUEUED)
@@ -723,6 +733,17 @@ static struct inode *loopfs_file_real_inode(struct file *file)
 	return d_real_inode(file->f_path.dentry);
 }
 
+/*
+ * Whether the backing file's data is on a filesystem on a loopfs disk or
+ * partition: through it, a device could end up below itself.
+ */
+bool loopfs_file_on_loopfs(struct file *file)
+{
+	struct block_device *bdev = loopfs_file_real_inode(file)->i_sb->s_bdev;
+
+	return bdev && bdev->bd_disk->fops == &loopfs_bdev_ops;
+}
+
 bool loopfs_file_untrusted(struct file *file)
 {
 	struct super_block *sb = loopfs_file_real_inode(file)->i_sb;
@@ -939,6 +960,12 @@ ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
 	if (ret)
 		return ret;
 	init_sync_kiocb(&kiocb, file);
+	/*
+	 * The request says where: not an O_APPEND the binder may have set on
+	 * the file since (fcntl()), which would write at its end, past any
+	 * size limit checked at pos.
+	 */
+	kiocb.ki_flags &= ~IOCB_APPEND;
 	kiocb.ki_pos = pos;
 	kiocb.ki_ioprio = req_get_ioprio(rq);
 	if (nowait)

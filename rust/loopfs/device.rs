@@ -467,8 +467,9 @@ const PSEUDO_FS_MAGICS: [u32; 14] = [
 
 /// `loop_check_backing_file()`, and what a device of an unprivileged
 /// container must not be given: a file not open for reading (its data would
-/// be readable through the device), or a kernel interface file.
-fn check_backing_file(file: &FileRef) -> Result {
+/// be readable through the device), a kernel interface file, or, outside the
+/// host's instances, a FUSE file.
+fn check_backing_file(file: &FileRef, host: bool) -> Result {
     if !file.opened_for_read() {
         return Err(EBADF);
     }
@@ -481,9 +482,12 @@ fn check_backing_file(file: &FileRef) -> Result {
     {
         return Err(EINVAL);
     }
-    // A filesystem an unprivileged user serves (FUSE in a user namespace):
-    // its I/O can wait on that user for ever, holding up host-wide sync.
-    if file.on_untrusted_fs() {
+    // A filesystem an unprivileged user serves: its I/O can wait on that
+    // user for ever, and with it the device's writeback, its removal and the
+    // host's sync(2). FUSE in a user namespace is that; so is FUSE in the
+    // initial one, which fusermount mounts for any user, whose daemon the
+    // container may be or control.
+    if file.on_untrusted_fs() || (!host && file.fs_magic() == u64::from(ffi::FUSE_SUPER_MAGIC)) {
         return Err(EINVAL);
     }
     Ok(())
@@ -804,8 +808,8 @@ impl Device {
         }
     }
 
-    /// Rejects the device itself and loopfs disks as backing files
-    /// (`loop_validate_file()` without stacking).
+    /// Rejects the device itself, loopfs disks and files on filesystems on
+    /// them as backing files (`loop_validate_file()` without stacking).
     fn validate_file(file: &FileRef, disk: Disk<'_>) -> Result {
         if file.is_block() {
             if file.rdev() == disk.devt() {
@@ -818,13 +822,20 @@ impl Device {
         } else if !file.is_regular() {
             return Err(EINVAL);
         }
+        // Nor through a filesystem on a loopfs disk (which the host may
+        // mount for a container): a device backed by a file on a
+        // filesystem on itself, directly or through others, would wait for
+        // its own requests for ever.
+        if file.on_loopfs_fs() {
+            return Err(EINVAL);
+        }
         Ok(())
     }
 
     /// `LOOP_SET_FD` and `LOOP_CONFIGURE` (`loop_configure()`).
     fn configure(&self, bdev: &Bdev, disk: Disk<'_>, mode: u32, config: &LoopConfig) -> Result {
         let file = FileRef::fget(config.fd)?;
-        check_backing_file(&file)?;
+        check_backing_file(&file, self.instance.user_ns.is_init())?;
         let _claim = bdev.claim_unless_exclusive(mode)?;
         let partscan = {
             let mut state = self.state.lock()?;
@@ -999,7 +1010,7 @@ impl Device {
     /// `loop_change_fd()`: swap the file of a read-only device.
     fn change_fd(&self, disk: Disk<'_>, fd: u32) -> Result {
         let file = FileRef::fget(fd)?;
-        check_backing_file(&file)?;
+        check_backing_file(&file, self.instance.user_ns.is_init())?;
         let (old, partscan) = {
             let mut state = self.state.lock()?;
             let binding = state.binding()?;

@@ -165,6 +165,13 @@ impl FileRef {
         unsafe { ffi::loopfs_file_untrusted(self.as_ptr()) }
     }
 
+    /// Whether the file's data is on a filesystem on a loopfs disk or
+    /// partition, of any instance.
+    pub(crate) fn on_loopfs_fs(&self) -> bool {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_on_loopfs(self.as_ptr()) }
+    }
+
     /// Whether this is a loopfs disk or partition, of any instance.
     pub(crate) fn is_loopfs_bdev(&self) -> bool {
         // SAFETY: The file is alive.

@@ -1065,33 +1065,24 @@ TEST_F(disk, direct_io_read_of_cold_block_map)
 }
 
 /*
- * A loopfs device whose backing file is on a filesystem on another loopfs
- * device, both with direct I/O. An O_DIRECT read of 2 MiB is plugged:
- * queue_rq() of the upper device runs from the flush of the reader's plug,
- * and its backing filesystem's bios, and the lower device's, must not land
+ * Plugged direct I/O: an O_DIRECT read of 2 MiB is two requests in the
+ * reader's plug, so queue_rq() runs from the flush of that plug, and the
+ * backing filesystem's bios, which go to another blk-mq disk, must not land
  * in the plug being flushed (blk-mq's list of it is half taken: a NULL
  * dereference in 6.12).
  */
-TEST_F(disk, stacked_devices_direct_io)
+TEST_F(disk, plugged_direct_io)
 {
 	static char want[2 << 20];
 	const size_t len = sizeof(want);
 	struct loop_info64 info;
 	char path[PATH_MAX];
-	int lower, upper, fd, i;
+	int dev, fd, i;
 	char *buf;
 
 	ASSERT_EQ(0, posix_memalign((void **)&buf, 4096, len));
 	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
-	ASSERT_EQ(1, ioctl(self->ctl, LOOP_CTL_ADD, 1));
-	ASSERT_EQ(0, nsdev_sh("truncate -s 64M %s/x/lower.img", self->base));
-	snprintf(path, sizeof(path), "%s/x/lower.img", self->base);
-	lower = attach(self->lfs, 0, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
-	ASSERT_LE(0, lower);
-	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; mkfs.ext4 -q -F lfs/loop0; "
-			      "mount lfs/loop0 y", self->base));
-	/* The upper device's data, written through both devices. */
-	snprintf(path, sizeof(path), "%s/y/upper.img", self->base);
+	snprintf(path, sizeof(path), "%s/x/img", self->base);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ASSERT_LE(0, fd);
 	for (i = 0; i < 4; i++) {
@@ -1100,14 +1091,12 @@ TEST_F(disk, stacked_devices_direct_io)
 	}
 	ASSERT_EQ(0, fsync(fd));
 	close(fd);
-	upper = attach(self->lfs, 1, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
-	ASSERT_LE(0, upper);
-	ASSERT_EQ(0, ioctl(upper, LOOP_GET_STATUS64, &info));
-	ASSERT_TRUE(info.lo_flags & LO_FLAGS_DIRECT_IO);
-	ASSERT_EQ(0, ioctl(lower, LOOP_GET_STATUS64, &info));
+	dev = attach(self->lfs, 0, path, 0, 0, LO_FLAGS_DIRECT_IO, 0);
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, ioctl(dev, LOOP_GET_STATUS64, &info));
 	ASSERT_TRUE(info.lo_flags & LO_FLAGS_DIRECT_IO);
 
-	fd = open_dev(self->lfs, 1, O_RDWR | O_DIRECT);
+	fd = open_dev(self->lfs, 0, O_RDWR | O_DIRECT);
 	ASSERT_LE(0, fd);
 	for (i = 0; i < 4; i++) {
 		fill(want, len, i);
@@ -1124,12 +1113,61 @@ TEST_F(disk, stacked_devices_direct_io)
 	EXPECT_EQ(0, memcmp(buf, want, len));
 	close(fd);
 
-	EXPECT_EQ(0, ioctl(upper, LOOP_CLR_FD));
-	close(upper);
-	EXPECT_EQ(0, nsdev_sh("umount %s/y", self->base));
+	EXPECT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	free(buf);
+}
+
+/*
+ * No device below itself through a filesystem: the host mounts a filesystem
+ * of a container's device (as it may, to use the container's image), and
+ * the container backs a device with a file on it. Were that allowed, a
+ * device could be switched to a file on the filesystem on itself
+ * (LOOP_CHANGE_FD on a read-only device), and its reads would wait for
+ * themselves for ever, in D state, with the host's umount. Any file on a
+ * filesystem on a loopfs disk is refused, as loopfs disks are.
+ */
+TEST_F(disk, stacking_through_filesystem_einval)
+{
+	struct loop_config config = { 0 };
+	char path[PATH_MAX];
+	int lower, other, fd;
+
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	ASSERT_EQ(1, ioctl(self->ctl, LOOP_CTL_ADD, 1));
+	/* An image with a 64 MiB file in it, as large as the image. */
+	ASSERT_EQ(0, nsdev_sh("set -e; cd %s; truncate -s 64M x/lower.img; "
+			      "mkfs.ext4 -q -F x/lower.img; mount x/lower.img y; "
+			      "truncate -s 64M y/inner.img; umount y", self->base));
+	snprintf(path, sizeof(path), "%s/x/lower.img", self->base);
+	lower = attach(self->lfs, 0, path, 0, 0, LO_FLAGS_READ_ONLY, 0);
+	ASSERT_LE(0, lower);
+	ASSERT_EQ(0, nsdev_sh("mount -o ro,noload %s/lfs/loop0 %s/y",
+			      self->base, self->base));
+
+	snprintf(path, sizeof(path), "%s/y/inner.img", self->base);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	/* The cycle: the device onto a file on its own filesystem. */
+	EXPECT_EQ(-1, ioctl(lower, LOOP_CHANGE_FD, fd));
+	EXPECT_EQ(EINVAL, errno);
+	/* And any stacking, which a later change could close into a cycle. */
+	snprintf(path, sizeof(path), "%s/loop1", self->lfs);
+	other = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, other);
+	config.fd = fd;
+	EXPECT_EQ(-1, ioctl(other, LOOP_CONFIGURE, &config));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(other, LOOP_SET_FD, fd));
+	EXPECT_EQ(EINVAL, errno);
+	close(other);
+	close(fd);
+
+	/* The device still reads its own image. */
+	EXPECT_EQ(0, nsdev_sh("set -e; umount %s/y; dd if=%s/lfs/loop0 of=/dev/null "
+			      "bs=1M count=4 status=none", self->base, self->base));
 	EXPECT_EQ(0, ioctl(lower, LOOP_CLR_FD));
 	close(lower);
-	free(buf);
 }
 
 TEST_HARNESS_MAIN

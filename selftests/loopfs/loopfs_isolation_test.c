@@ -597,6 +597,67 @@ TEST(backing_io_with_binder_credentials)
 	rmdir(a.dir);
 }
 
+/*
+ * The device writes where its requests say, whatever the binder makes of
+ * its backing file's flags afterwards: with O_APPEND set by fcntl(), a write
+ * would otherwise land at the end of the file and grow it past the size
+ * limit checked at the request's position.
+ */
+static int append_backing(void *arg)
+{
+	struct loop_config config = { 0 };
+	const char *dir = arg;
+	char path[PATH_MAX], *buf, back[4096];
+	struct rlimit rl;
+	struct stat st;
+	int ctl, dev, file;
+
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/img", dir);
+	file = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHILD_CHECK(file >= 0);
+	CHILD_CHECK(!ftruncate(file, 1 << 20));
+	CHILD_CHECK(!getrlimit(RLIMIT_FSIZE, &rl));
+	rl.rlim_cur = 1 << 20;
+	CHILD_CHECK(!setrlimit(RLIMIT_FSIZE, &rl));
+	snprintf(path, sizeof(path), "%s/lfs/loop0", dir);
+	dev = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	config.fd = file;
+	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == 0);
+	CHILD_CHECK(!fcntl(file, F_SETFL, O_APPEND));
+
+	buf = aligned_alloc(4096, 4096);
+	CHILD_CHECK(buf);
+	memset(buf, 'a', 4096);
+	CHILD_CHECK(pwrite(dev, buf, 4096, 8192) == 4096);
+	CHILD_CHECK(fsync(dev) == 0);
+	CHILD_CHECK(!fstat(file, &st));
+	if (st.st_size != 1 << 20) {
+		fprintf(stderr, "# the backing file grew to %lld bytes\n",
+			(long long)st.st_size);
+		_exit(1);
+	}
+	CHILD_CHECK(pread(file, back, sizeof(back), 8192) == sizeof(back));
+	CHILD_CHECK(!memcmp(back, buf, sizeof(back)));
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	close(file);
+	return 0;
+}
+
+TEST(backing_file_o_append_ignored)
+{
+	char dir[] = "/tmp/loopfs_append.XXXXXX";
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	ASSERT_EQ(0, chmod(dir, 0777));
+	EXPECT_EQ(0, nsdev_run_child(append_backing, dir, true));
+	rmdir(dir);
+}
+
 /* A FUSE server with one 1 MiB regular file, "f", enough to open it. */
 static void fuse_reply(int fd, const struct fuse_in_header *in, int error,
 		       const void *out, size_t len)
@@ -673,40 +734,75 @@ static void fuse_serve(int fd)
 
 struct fuse_arg {
 	char dir[64];
+	char fuse[64];
+	bool host;		/* mounted in the initial namespaces */
 };
 
+/* Mounts the FUSE server's filesystem on dir; returns the server's pid. */
+static pid_t fuse_mount(const char *dir, const char *opts)
+{
+	char all[160];
+	pid_t server;
+	int fuse;
+
+	fuse = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (fuse < 0)
+		return -1;
+	snprintf(all, sizeof(all), "fd=%d,rootmode=40000,%s", fuse, opts);
+	if (mkdir(dir, 0755) || mount("nsdev", dir, "fuse", 0, all))
+		return -1;
+	server = fork();
+	if (server == 0) {
+		/* Whoever mounted may no longer be allowed to kill it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fuse_serve(fuse);
+		_exit(0);
+	}
+	close(fuse);
+	return server;
+}
+
 /*
- * A file of a FUSE filesystem the container serves itself cannot back a
- * device: I/O on it could wait on the container for ever, and with it the
- * host's sync(2).
+ * A file of a FUSE filesystem cannot back a container's device: I/O on it
+ * could wait on its daemon for ever, and with it the device's removal and
+ * the host's sync(2). Neither when the container serves and mounts it
+ * itself, nor when it is an unprivileged user's FUSE mount in the initial
+ * namespaces (fusermount's), whose daemon the container may be.
  */
 static int fuse_backing(void *arg)
 {
 	struct loop_config config = { 0 };
 	struct fuse_arg *a = arg;
-	char path[PATH_MAX], opts[128];
-	int ctl, dev, fuse, file;
+	char path[PATH_MAX];
+	int ctl, dev, file;
 	pid_t server;
 
-	/* Opened in the namespace that mounts: FUSE insists. */
-	CHILD_CHECK(!nsdev_become_userns_root());
-	fuse = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-	CHILD_CHECK(fuse >= 0);
-	ctl = private_instance(a->dir);
-	CHILD_CHECK(ctl >= 0);
-	snprintf(path, sizeof(path), "%s/fuse", a->dir);
-	CHILD_CHECK(!mkdir(path, 0755));
-	snprintf(opts, sizeof(opts), "fd=%d,rootmode=40000,user_id=0,group_id=0", fuse);
-	CHILD_CHECK(!mount("nsdev", path, "fuse", 0, opts));
-	server = fork();
-	CHILD_CHECK(server >= 0);
-	if (server == 0) {
-		fuse_serve(fuse);
-		_exit(0);
+	if (a->host) {
+		/* As fusermount mounts for that user, who opens the file. */
+		snprintf(path, sizeof(path), "user_id=%d,group_id=%d,allow_other",
+			 NSDEV_UID, NSDEV_GID);
+		CHILD_CHECK(!unshare(CLONE_NEWNS));
+		CHILD_CHECK(!mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+		server = fuse_mount(a->fuse, path);
+		CHILD_CHECK(server > 0);
+		snprintf(path, sizeof(path), "%s/f", a->fuse);
+		file = open(path, O_RDWR | O_CLOEXEC);
+		CHILD_CHECK(file >= 0);
+		CHILD_CHECK(!nsdev_become_userns_root());
+		ctl = private_instance(a->dir);
+		CHILD_CHECK(ctl >= 0);
+	} else {
+		/* Opened in the namespace that mounts: FUSE insists. */
+		CHILD_CHECK(!nsdev_become_userns_root());
+		ctl = private_instance(a->dir);
+		CHILD_CHECK(ctl >= 0);
+		snprintf(path, sizeof(path), "%s/fuse", a->dir);
+		server = fuse_mount(path, "user_id=0,group_id=0");
+		CHILD_CHECK(server > 0);
+		snprintf(path, sizeof(path), "%s/fuse/f", a->dir);
+		file = open(path, O_RDWR | O_CLOEXEC);
+		CHILD_CHECK(file >= 0);
 	}
-	snprintf(path, sizeof(path), "%s/fuse/f", a->dir);
-	file = open(path, O_RDWR | O_CLOEXEC);
-	CHILD_CHECK(file >= 0);
 	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
 	snprintf(path, sizeof(path), "%s/lfs/loop0", a->dir);
 	dev = open(path, O_RDWR | O_CLOEXEC);
@@ -716,6 +812,8 @@ static int fuse_backing(void *arg)
 	CHILD_CHECK(ioctl(dev, LOOP_SET_FD, file) == -1 && errno == EINVAL);
 	close(file);
 	close(dev);
+	if (a->host)
+		return 0;	/* The server dies with this task. */
 	snprintf(path, sizeof(path), "%s/fuse", a->dir);
 	umount2(path, MNT_DETACH);
 	kill(server, SIGKILL);
@@ -723,9 +821,9 @@ static int fuse_backing(void *arg)
 	return 0;
 }
 
-TEST(fuse_backing_file_einval)
+static void fuse_backing_test(struct __test_metadata *_metadata, bool host)
 {
-	struct fuse_arg a;
+	struct fuse_arg a = { .host = host };
 	struct stat st;
 
 	/* As distributions ship it: any user may open /dev/fuse. */
@@ -734,9 +832,21 @@ TEST(fuse_backing_file_einval)
 	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_fuse.XXXXXX");
 	ASSERT_NE(NULL, mkdtemp(a.dir));
 	ASSERT_EQ(0, chmod(a.dir, 0777));
+	snprintf(a.fuse, sizeof(a.fuse), "%s.host", a.dir);
 	EXPECT_EQ(0, nsdev_run_child(fuse_backing, &a, false));
+	rmdir(a.fuse);
 	rmdir(a.dir);
 	chmod("/dev/fuse", st.st_mode & 07777);
+}
+
+TEST(fuse_backing_file_einval)
+{
+	fuse_backing_test(_metadata, false);
+}
+
+TEST(host_fuse_backing_file_einval)
+{
+	fuse_backing_test(_metadata, true);
 }
 
 static unsigned int param(const char *path)
@@ -1036,7 +1146,13 @@ FIXTURE_SETUP(cg)
 	snprintf(path, sizeof(path), "%s/ext4.img", self->tmp);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, ftruncate(fd, 128 << 20));
+	/*
+	 * The disk's memory, allocated now, in this cgroup: as a real disk's,
+	 * its writes allocate nothing. Allocated by loop.c's worker, which
+	 * takes on the writer's memory cgroup, tmpfs pages that nothing can
+	 * reclaim would be charged to the container's cgroup and fill it.
+	 */
+	ASSERT_EQ(0, fallocate(fd, 0, 0, 128 << 20));
 
 	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, ctl) TH_LOG("/dev/loop-control: %s", strerror(errno));
@@ -1414,13 +1530,16 @@ static long voluntary_switches(void)
 }
 
 /*
- * On a backing filesystem that can do I/O without waiting, requests are
- * served in the submitter's own context. The VFS applies the current task's
- * RLIMIT_FSIZE (with SIGXFSZ): a submitter with a small limit must still
- * write wherever the binder's limit allows, and nothing signals it. That the
- * fast path is taken is checked, not assumed: reads of data in the backing
- * file's page cache, served in the submitter, complete without it ever
- * sleeping, where handing them to a worker makes it wait for each.
+ * On a backing filesystem that can do I/O without waiting, requests flushed
+ * from their submitter's plug are served in its own context. The VFS
+ * applies the current task's RLIMIT_FSIZE (with SIGXFSZ): a submitter with a
+ * small limit must still write wherever the binder's limit allows, and
+ * nothing signals it. That the fast path is taken is checked, not assumed:
+ * the device's own page cache dropped, buffered reads of data in the
+ * backing file's page cache (readahead plugs its bios) complete without the
+ * reader ever sleeping, where handing them to a worker makes it wait for
+ * each. Synchronous direct reads, submitted without a plug of their own,
+ * are not served there (inside submit_bio()): they go to the worker.
  */
 static int submitter_context(void *arg)
 {
@@ -1429,7 +1548,7 @@ static int submitter_context(void *arg)
 	char path[PATH_MAX];
 	char *buf, *back;
 	struct rlimit rl;
-	int ctl, dev, i;
+	int ctl, dev, rd, file, i;
 	long switches;
 
 	CHILD_CHECK(!nsdev_become_userns_root());
@@ -1467,10 +1586,32 @@ static int submitter_context(void *arg)
 	for (i = 0; i < 64; i++)
 		CHILD_CHECK(pread(dev, back, 4096, (5 << 20) + i * 4096) == 4096);
 	switches = voluntary_switches() - switches;
-	if (switches >= 16) {
-		fprintf(stderr, "# 64 cached reads slept %ld times\n", switches);
+	if (switches < 32) {
+		fprintf(stderr, "# 64 direct reads slept %ld times only\n", switches);
 		_exit(1);
 	}
+	/* The whole backing file in its page cache, not yet in the device's. */
+	file = open(a->file, O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(file >= 0);
+	for (i = 0; i < 8; i++)
+		CHILD_CHECK(pread(file, buf, 1 << 20, (off_t)i << 20) == 1 << 20);
+	rd = open(path, O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(rd >= 0);
+	/* 128 KiB apart: each read, and its readahead, a request of its own. */
+	switches = voluntary_switches();
+	for (i = 0; i < 64; i++)
+		CHILD_CHECK(pread(rd, back + (i << 12), 4096, (off_t)i << 17) == 4096);
+	switches = voluntary_switches() - switches;
+	if (switches >= 16) {
+		fprintf(stderr, "# 64 cached buffered reads slept %ld times\n", switches);
+		_exit(1);
+	}
+	for (i = 0; i < 64; i++) {
+		CHILD_CHECK(pread(file, buf, 4096, (off_t)i << 17) == 4096);
+		CHILD_CHECK(!memcmp(buf, back + (i << 12), 4096));
+	}
+	close(rd);
+	close(file);
 	CHILD_CHECK(fsync(dev) == 0);
 	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
 	close(dev);
