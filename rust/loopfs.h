@@ -117,6 +117,7 @@ bool loopfs_file_is_loopfs_bdev(struct file *file);
 bool loopfs_bdev_has_id(struct block_device *bdev, u64 id);
 bool loopfs_file_untrusted(struct file *file);
 bool loopfs_file_on_loopfs(struct file *file);
+bool loopfs_file_append_only(struct file *file);
 bool loopfs_current_user_ns_is(struct user_namespace *ns);
 dev_t loopfs_disk_devt(struct gendisk *disk);
 struct request_queue *loopfs_disk_queue(struct gendisk *disk);

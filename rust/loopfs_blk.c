@@ -316,6 +316,18 @@ static bool loopfs_cmd_inline_ok(struct loopfs_cmd *cmd, struct request *rq)
 	    READ_ONCE(rq->q->rq_qos) || !loopfs_stack_room())
 		return false;
 	/*
+	 * Not a clone that request-based device mapper (multipath on a
+	 * loopfs disk) inserts from its own queue_rq(), which runs under RCU:
+	 * the serve may sleep. Nor in any other atomic context, where the
+	 * kernel can tell.
+	 */
+	if (rq->end_io)
+		return false;
+#ifdef CONFIG_PREEMPT_COUNT
+	if (!preemptible() || rcu_preempt_depth())
+		return false;
+#endif
+	/*
 	 * Only from a plug its owner flushes (blk_finish_plug(), io_submit(),
 	 * readahead, a direct I/O of several bios), never inside submit_bio().
 	 * There, bios submitted meanwhile are held back until it returns (a
@@ -744,6 +756,12 @@ bool loopfs_file_on_loopfs(struct file *file)
 	return bdev && bdev->bd_disk->fops == &loopfs_bdev_ops;
 }
 
+/* Whether the file is append-only (chattr +a): writable only at its end. */
+bool loopfs_file_append_only(struct file *file)
+{
+	return IS_APPEND(file_inode(file));
+}
+
 bool loopfs_file_untrusted(struct file *file)
 {
 	struct super_block *sb = loopfs_file_real_inode(file)->i_sb;
@@ -956,6 +974,8 @@ ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
 	struct kiocb kiocb;
 	ssize_t ret;
 
+	if (write && IS_APPEND(file_inode(file)))
+		return -EPERM;
 	ret = loopfs_rq_iter(rq, write, &iter, &copy);
 	if (ret)
 		return ret;
@@ -963,7 +983,8 @@ ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
 	/*
 	 * The request says where: not an O_APPEND the binder may have set on
 	 * the file since (fcntl()), which would write at its end, past any
-	 * size limit checked at pos.
+	 * size limit checked at pos. An append-only file (chattr +a) takes no
+	 * writes from a device at all (above).
 	 */
 	kiocb.ki_flags &= ~IOCB_APPEND;
 	kiocb.ki_pos = pos;
@@ -1031,6 +1052,8 @@ int loopfs_rq_aio(struct request *rq, struct file *file, loff_t pos,
 	struct iov_iter iter;
 	ssize_t ret;
 
+	if (write && IS_APPEND(file_inode(file)))
+		return -EPERM;
 	ret = loopfs_rq_iter(rq, write, &iter, &cmd->bvec);
 	if (ret)
 		return ret;

@@ -467,14 +467,19 @@ const PSEUDO_FS_MAGICS: [u32; 14] = [
 
 /// `loop_check_backing_file()`, and what a device of an unprivileged
 /// container must not be given: a file not open for reading (its data would
-/// be readable through the device), a kernel interface file, or, outside the
-/// host's instances, a FUSE file.
+/// be readable through the device), an append-only file to write to, a kernel
+/// interface file, or, outside the host's instances, a FUSE file.
 fn check_backing_file(file: &FileRef, host: bool) -> Result {
     if !file.opened_for_read() {
         return Err(EBADF);
     }
     if !file.can_read_iter() || (file.opened_for_write() && !file.can_write_iter()) {
         return Err(EINVAL);
+    }
+    // An append-only file opened for writing (which needs O_APPEND): the
+    // device would write anywhere in it.
+    if file.opened_for_write() && file.append_only() {
+        return Err(EPERM);
     }
     if PSEUDO_FS_MAGICS
         .iter()

@@ -172,6 +172,12 @@ impl FileRef {
         unsafe { ffi::loopfs_file_on_loopfs(self.as_ptr()) }
     }
 
+    /// Whether the file is append-only (`chattr +a`).
+    pub(crate) fn append_only(&self) -> bool {
+        // SAFETY: The file is alive.
+        unsafe { ffi::loopfs_file_append_only(self.as_ptr()) }
+    }
+
     /// Whether this is a loopfs disk or partition, of any instance.
     pub(crate) fn is_loopfs_bdev(&self) -> bool {
         // SAFETY: The file is alive.

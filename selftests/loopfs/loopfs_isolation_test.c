@@ -10,6 +10,7 @@
  */
 
 #define _GNU_SOURCE
+#include <linux/fs.h>
 #include <linux/fuse.h>
 #include <linux/loop.h>
 #include <limits.h>
@@ -656,6 +657,147 @@ TEST(backing_file_o_append_ignored)
 	ASSERT_EQ(0, chmod(dir, 0777));
 	EXPECT_EQ(0, nsdev_run_child(append_backing, dir, true));
 	rmdir(dir);
+}
+
+/* Sets or clears the append-only attribute (chattr +a / -a) of path. */
+static int set_append_only(const char *path, bool on)
+{
+	int fd, flags, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ret = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+	if (!ret) {
+		flags = on ? flags | FS_APPEND_FL : flags & ~FS_APPEND_FL;
+		ret = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+	}
+	close(fd);
+	return ret;
+}
+
+struct append_only_arg {
+	char dir[64];
+	char file[64];
+	int go[2];		/* the container to the host, then back */
+	int back[2];
+};
+
+/*
+ * An append-only file (chattr +a, which only the host can set) can be
+ * opened for writing with O_APPEND, but a device writes anywhere: it cannot
+ * back a writable device (EPERM), only a read-only one; and a device bound
+ * before the host made the file append-only writes nothing to it any more
+ * (EIO).
+ */
+static int append_only_backing(void *arg)
+{
+	struct append_only_arg *a = arg;
+	struct loop_config config = { 0 };
+	char path[PATH_MAX], *buf, back[4096], c = 0;
+	const char *dir = a->dir;
+	int ctl, dev, file;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", dir);
+	dev = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+
+	CHILD_CHECK(open(a->file, O_RDWR | O_CLOEXEC) == -1 && errno == EPERM);
+	file = open(a->file, O_RDWR | O_APPEND | O_CLOEXEC);
+	CHILD_CHECK(file >= 0);
+	config.fd = file;
+	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == -1 && errno == EPERM);
+	CHILD_CHECK(ioctl(dev, LOOP_SET_FD, file) == -1 && errno == EPERM);
+	close(file);
+	file = open(a->file, O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(file >= 0);
+	config.fd = file;
+	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == 0);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(file);
+	close(dev);
+
+	/* The host lifts the attribute; the container binds for writing. */
+	CHILD_CHECK(write(a->go[1], &c, 1) == 1 && read(a->back[0], &c, 1) == 1);
+	dev = open(path, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	file = open(a->file, O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(file >= 0);
+	config.fd = file;
+	CHILD_CHECK(ioctl(dev, LOOP_CONFIGURE, &config) == 0);
+	close(dev);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", dir);
+	dev = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	buf = aligned_alloc(4096, 4096);
+	CHILD_CHECK(buf);
+	memset(buf, 'w', 4096);
+	CHILD_CHECK(pwrite(dev, buf, 4096, 0) == 4096);
+	/* The host sets it again. */
+	CHILD_CHECK(write(a->go[1], &c, 1) == 1 && read(a->back[0], &c, 1) == 1);
+	memset(buf, 'x', 4096);
+	CHILD_CHECK(pwrite(dev, buf, 4096, 0) == -1 && errno == EIO);
+	CHILD_CHECK(pread(file, back, sizeof(back), 0) == sizeof(back));
+	CHILD_CHECK(back[0] == 'w' && back[4095] == 'w');
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	close(file);
+	return 0;
+}
+
+TEST(append_only_backing_file_eperm)
+{
+	char host[] = "/tmp/loopfs_aohost.XXXXXX";
+	struct append_only_arg a;
+	char c = 0;
+	pid_t pid;
+	int fd;
+
+	ASSERT_NE(NULL, mkdtemp(host));
+	/* A filesystem with chattr: ext4 on the RAM disk. */
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
+	ASSERT_EQ(0, nsdev_sh("mkfs.ext4 -q -F /dev/ram0"));
+	ASSERT_EQ(0, mount("/dev/ram0", host, "ext4", 0, NULL));
+	ASSERT_EQ(0, chmod(host, 0755));
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_aonly.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+	snprintf(a.file, sizeof(a.file), "%s/log", host);
+	fd = open(a.file, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, 1 << 20));
+	ASSERT_EQ(0, fchmod(fd, 0666));
+	close(fd);
+	ASSERT_EQ(0, set_append_only(a.file, true)) TH_LOG("chattr +a: %s", strerror(errno));
+	ASSERT_EQ(0, pipe2(a.go, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(a.back, O_CLOEXEC));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(append_only_backing(&a));
+	close(a.go[1]);
+	close(a.back[0]);
+	if (read(a.go[0], &c, 1) == 1) {
+		EXPECT_EQ(0, set_append_only(a.file, false));
+		EXPECT_EQ(1, write(a.back[1], &c, 1));
+	}
+	if (read(a.go[0], &c, 1) == 1) {
+		EXPECT_EQ(0, set_append_only(a.file, true));
+		EXPECT_EQ(1, write(a.back[1], &c, 1));
+	}
+	close(a.back[1]);
+	EXPECT_EQ(0, nsdev_wait(pid));
+	close(a.go[0]);
+	set_append_only(a.file, false);
+	unlink(a.file);
+	umount2(host, MNT_DETACH);
+	rmdir(host);
+	rmdir(a.dir);
 }
 
 /* A FUSE server with one 1 MiB regular file, "f", enough to open it. */
