@@ -230,7 +230,8 @@ static void loopfs_queue_cmd(struct loopfs_disk *ld, struct loopfs_cmd *cmd)
 	unsigned int i;
 
 	spin_lock_irqsave(&ld->lock, flags);
-	if (cmd->blkcg_css) {
+	/* As loop.c: the root cgroup's requests are the disk's worker's. */
+	if (cmd->blkcg_css && cmd->blkcg_css != blkcg_root_css) {
 		w = NULL;
 		list_for_each_entry(pos, &ld->workers, node) {
 			if (pos->blkcg_css == cmd->blkcg_css) {
