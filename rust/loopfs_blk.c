@@ -280,8 +280,8 @@ static void loopfs_cmd_set_cgroups(struct loopfs_cmd *cmd, struct request *rq)
 /*
  * Whether less than half of the task's stack is in use: serving a request in
  * queue_rq() enters the backing filesystem and the block layer below it,
- * from wherever the submitter's plug is flushed (a filesystem of its own,
- * a device mapper target above loopfs).
+ * from wherever the submitter flushes its plug (deep in a filesystem of
+ * its own, mounted on the device).
  */
 static bool loopfs_stack_room(void)
 {
@@ -975,8 +975,6 @@ ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
 	struct kiocb kiocb;
 	ssize_t ret;
 
-	if (write && IS_APPEND(file_inode(file)))
-		return -EPERM;
 	ret = loopfs_rq_iter(rq, write, &iter, &copy);
 	if (ret)
 		return ret;
@@ -985,7 +983,7 @@ ssize_t loopfs_rq_rw(struct request *rq, struct file *file, loff_t pos,
 	 * The request says where: not an O_APPEND the binder may have set on
 	 * the file since (fcntl()), which would write at its end, past any
 	 * size limit checked at pos. An append-only file (chattr +a) takes no
-	 * writes from a device at all (above).
+	 * writes from a device at all (Device::serve()).
 	 */
 	kiocb.ki_flags &= ~IOCB_APPEND;
 	kiocb.ki_pos = pos;
@@ -1053,8 +1051,6 @@ int loopfs_rq_aio(struct request *rq, struct file *file, loff_t pos,
 	struct iov_iter iter;
 	ssize_t ret;
 
-	if (write && IS_APPEND(file_inode(file)))
-		return -EPERM;
 	ret = loopfs_rq_iter(rq, write, &iter, &cmd->bvec);
 	if (ret)
 		return ret;

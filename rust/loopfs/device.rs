@@ -1162,10 +1162,12 @@ impl Device {
                 _ => return Served::Done(EIO.to_errno()),
             }
         };
-        if write && read_only {
+        let file = &backing.file;
+        // An append-only file (chattr +a, maybe set since binding) takes no
+        // writes from a device, which writes anywhere in it.
+        if write && (read_only || file.append_only()) {
             return Served::Done(EIO.to_errno());
         }
-        let file = &backing.file;
         // Flush requests carry no position (their sector is all ones).
         let pos = || info.pos.checked_add(offset).ok_or(EIO);
         // The binder's RLIMIT_FSIZE (no SIGXFSZ: this is not its task).
