@@ -685,9 +685,10 @@ TEST_F(dev, config_needs_cap_sys_admin)
 
 /*
  * Unmodified util-linux losetup, as in the loopfs RFC's session: a private
- * /dev whose loop-control and loopN are symlinks into the instance.
+ * /dev whose loop-control and loopN are symlinks into the instance. Some
+ * twenty processes: more than the default 30 s on a debug kernel.
  */
-TEST_F(dev, losetup)
+TEST_F_TIMEOUT(dev, losetup, 120)
 {
 	const char *b = self->base;
 

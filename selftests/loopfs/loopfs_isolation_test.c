@@ -1309,7 +1309,11 @@ FIXTURE_SETUP(cg)
 	close(fd);
 	ASSERT_EQ(0, fstat(self->loop_fd, &st));
 	self->loop_devt = st.st_rdev;
-	ASSERT_EQ(0, nsdev_sh("mkfs.ext4 -q -F %s", path));
+	/*
+	 * No discard: loop.c would punch the whole image back out of the
+	 * tmpfs and the allocation above would be undone.
+	 */
+	ASSERT_EQ(0, nsdev_sh("mkfs.ext4 -q -F -E nodiscard %s", path));
 	snprintf(self->ext4, sizeof(self->ext4), "%s/ext4", self->tmp);
 	ASSERT_EQ(0, mkdir(self->ext4, 0755));
 	ASSERT_EQ(0, mount(path, self->ext4, "ext4", 0, NULL));
