@@ -3,7 +3,9 @@
 #
 # Runs in the test guest (make bench). fio against the raw backing file, the
 # in-kernel loop driver and a loopfs device on that same file, interleaved
-# (each repetition runs every job on the three in turn), with the backing
+# (each repetition runs every job on the three in turn, the order rotated
+# from one repetition to the next so that no driver always runs first or
+# after the same one: use a multiple of 3 repetitions), with the backing
 # file on ext4 on a RAM block device (brd), both with direct I/O to the
 # backing file and buffered. Prints per job the median and the spread
 # (min-max) of BENCH_REPS runs and the ratios loopfs/loop.c and loopfs/raw
@@ -59,9 +61,10 @@ for mode in $modes; do
 	c_dev=$(losetup -f --show --direct-io=$dio "$img")
 	lfs_dev=$(lfs_attach $dio)
 	for rep in $(seq "$reps"); do
+		order=("${targets[@]:$(((rep - 1) % 3))}" "${targets[@]:0:$(((rep - 1) % 3))}")
 		for job in "${jobs[@]}"; do
 			IFS=: read -r name rw bs <<<"$job"
-			for target in "${targets[@]}"; do
+			for target in "${order[@]}"; do
 				case $target in
 				raw) file=$img direct=$([ $mode = direct ] && echo 1 || echo 0) ;;
 				loop) file=$c_dev direct=1 ;;
@@ -90,7 +93,7 @@ for line in open(sys.argv[1]):
     mode, job, target, bw = line.split()
     runs.setdefault((mode, job, target), []).append(int(bw))
 print("\nfio, libaio iodepth 16, %s file on ext4 on brd, %ss runs, %s repetitions "
-      "interleaved; KiB/s median [min-max]" % (sys.argv[2], sys.argv[3], sys.argv[4]))
+      "interleaved, order rotated; KiB/s median [min-max]" % (sys.argv[2], sys.argv[3], sys.argv[4]))
 print("devices with fio direct=1; 'direct'/'buffered': the loop drivers' backing "
       "I/O (and fio on the raw file)")
 hdr = "%-9s %-11s %26s %26s %26s %8s %8s"
