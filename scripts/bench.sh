@@ -5,7 +5,7 @@
 # in-kernel loop driver and a loopfs device on that same file, interleaved
 # (each repetition runs every job on the three in turn, the order rotated
 # from one repetition to the next so that no driver always runs first or
-# after the same one: use a multiple of 3 repetitions), with the backing
+# after the same one: use a multiple of their number of repetitions), with the backing
 # file on ext4 on a RAM block device (brd), both with direct I/O to the
 # backing file and buffered. Prints per job the median and the spread
 # (min-max) of BENCH_REPS runs and the ratios loopfs/loop.c and loopfs/raw
@@ -61,7 +61,8 @@ for mode in $modes; do
 	c_dev=$(losetup -f --show --direct-io=$dio "$img")
 	lfs_dev=$(lfs_attach $dio)
 	for rep in $(seq "$reps"); do
-		order=("${targets[@]:$(((rep - 1) % 3))}" "${targets[@]:0:$(((rep - 1) % 3))}")
+		first=$(((rep - 1) % ${#targets[@]}))
+		order=("${targets[@]:first}" "${targets[@]:0:first}")
 		for job in "${jobs[@]}"; do
 			IFS=: read -r name rw bs <<<"$job"
 			for target in "${order[@]}"; do
