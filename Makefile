@@ -65,7 +65,7 @@ run: modules selftests
 
 # fio: loopfs against the in-kernel loop driver and the raw file, then the
 # device scaling figures (BENCH_SIZE, BENCH_RUNTIME, BENCH_REPS, BENCH_MODES,
-# BENCH_SCALE: counts, or none).
+# BENCH_JOBS, BENCH_SCALE: counts, or none).
 bench: modules samples
 	@$(set_kdir); $(S)/vm.sh "$$kdir" bench
 

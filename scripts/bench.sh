@@ -9,7 +9,10 @@
 # file on ext4 on a RAM block device (brd), both with direct I/O to the
 # backing file and buffered. Prints per job the median and the spread
 # (min-max) of BENCH_REPS runs and the ratios loopfs/loop.c and loopfs/raw
-# of the medians; then the device scaling figures (scripts/bench-scale.py).
+# of the medians, then the same ratios taken within each repetition (runs
+# next to each other in time, which cancels the drift of the host's speed
+# over the run), their median and spread; then the device scaling figures
+# (scripts/bench-scale.py). BENCH_JOBS picks jobs by name.
 set -eu
 
 size=${BENCH_SIZE:-256M}
@@ -51,7 +54,13 @@ lfs_detach() {
 	python3 -c "import fcntl,os; fcntl.ioctl(os.open('$1', os.O_RDONLY), 0x4C01)"
 }
 
-jobs=("seq-read:read:1M" "seq-write:write:1M" "rand-read:randread:4k" "rand-write:randwrite:4k")
+jobs=()
+for job in "seq-read:read:1M" "seq-write:write:1M" "rand-read:randread:4k" "rand-write:randwrite:4k"; do
+	case " ${BENCH_JOBS:-${job%%:*}} " in
+	*" ${job%%:*} "*) jobs+=("$job") ;;
+	esac
+done
+[ ${#jobs[@]} -gt 0 ] || { echo "BENCH_JOBS: no such job"; exit 1; }
 targets=(raw loop loopfs)
 out=$ws/results
 : >"$out"
@@ -79,7 +88,7 @@ for mode in $modes; do
 					--runtime="$runtime" --output-format=json \
 					--output="$ws/out.json"
 				python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(sys.argv[2], int(j["read"]["bw"] + j["write"]["bw"]))' \
-					"$ws/out.json" "$mode $name $target" >>"$out"
+					"$ws/out.json" "$mode $name $target $rep" >>"$out"
 			done
 		done
 	done
@@ -89,10 +98,14 @@ done
 
 python3 - "$out" "$size" "$runtime" "$reps" "$modes" <<'PY'
 import statistics, sys
-runs = {}
+runs, rep_bw, jobs = {}, {}, []
 for line in open(sys.argv[1]):
-    mode, job, target, bw = line.split()
+    mode, job, target, rep, bw = line.split()
     runs.setdefault((mode, job, target), []).append(int(bw))
+    rep_bw[(mode, job, target, rep)] = int(bw)
+    if job not in jobs:
+        jobs.append(job)
+reps = sorted({k[3] for k in rep_bw}, key=int)
 print("\nfio, libaio iodepth 16, %s file on ext4 on brd, %ss runs, %s repetitions "
       "interleaved, order rotated; KiB/s median [min-max]" % (sys.argv[2], sys.argv[3], sys.argv[4]))
 print("devices with fio direct=1; 'direct'/'buffered': the loop drivers' backing "
@@ -100,7 +113,7 @@ print("devices with fio direct=1; 'direct'/'buffered': the loop drivers' backing
 hdr = "%-9s %-11s %26s %26s %26s %8s %8s"
 print(hdr % ("mode", "job", "raw", "loop.c", "loopfs", "lfs/loop", "lfs/raw"))
 for mode in sys.argv[5].split():
-    for job in ("seq-read", "seq-write", "rand-read", "rand-write"):
+    for job in jobs:
         med, cell = {}, {}
         for t in ("raw", "loop", "loopfs"):
             v = runs[(mode, job, t)]
@@ -109,6 +122,17 @@ for mode in sys.argv[5].split():
         print(hdr % (mode, job, cell["raw"], cell["loop"], cell["loopfs"],
                      "%.2f" % (med["loopfs"] / med["loop"]),
                      "%.2f" % (med["loopfs"] / med["raw"])))
+print("\nratios within each repetition: median [min-max], repetitions at or above 1.0")
+hdr = "%-9s %-11s %26s %26s"
+print(hdr % ("mode", "job", "lfs/loop", "lfs/raw"))
+for mode in sys.argv[5].split():
+    for job in jobs:
+        cell = {}
+        for t in ("loop", "raw"):
+            r = [rep_bw[(mode, job, "loopfs", n)] / rep_bw[(mode, job, t, n)] for n in reps]
+            cell[t] = "%.2f [%.2f-%.2f] %d/%d" % (statistics.median(r), min(r), max(r),
+                                                   sum(x >= 1.0 for x in r), len(r))
+        print(hdr % (mode, job, cell["loop"], cell["raw"]))
 PY
 
 umount "$ws/lfs"

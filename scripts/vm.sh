@@ -64,7 +64,7 @@ fi
 	printf 'NSDEV_CMD=%q\n' "${CMD:-}"
 	printf 'NSDEV_STRESS_OPS=%q\n' "${STRESS_OPS:-100000}"
 	printf 'NSDEV_STRESS_SEED=%q\n' "${STRESS_SEED:-}"
-	for v in BENCH_SIZE BENCH_RUNTIME BENCH_REPS BENCH_MODES BENCH_SCALE; do
+	for v in BENCH_SIZE BENCH_RUNTIME BENCH_REPS BENCH_MODES BENCH_JOBS BENCH_SCALE; do
 		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	for v in DIFF_SEED DIFF_STEPS; do
