@@ -5,7 +5,7 @@
 # in-kernel loop driver and a loopfs device on that same file, interleaved
 # (each repetition runs every job on the three in turn, the order rotated
 # from one repetition to the next so that no driver always runs first or
-# after the same one: use a multiple of their number of repetitions), with the backing
+# after the same one: make BENCH_REPS a multiple of 3), with the backing
 # file on ext4 on a RAM block device (brd), both with direct I/O to the
 # backing file and buffered. Prints per job the median and the spread
 # (min-max) of BENCH_REPS runs and the ratios loopfs/loop.c and loopfs/raw
@@ -98,14 +98,13 @@ done
 
 python3 - "$out" "$size" "$runtime" "$reps" "$modes" <<'PY'
 import statistics, sys
-runs, rep_bw, jobs = {}, {}, []
+bw, jobs = {}, []
 for line in open(sys.argv[1]):
-    mode, job, target, rep, bw = line.split()
-    runs.setdefault((mode, job, target), []).append(int(bw))
-    rep_bw[(mode, job, target, rep)] = int(bw)
+    mode, job, target, rep, kib = line.split()
+    bw[(mode, job, target, int(rep))] = int(kib)
     if job not in jobs:
         jobs.append(job)
-reps = sorted({k[3] for k in rep_bw}, key=int)
+reps = sorted({k[3] for k in bw})
 print("\nfio, libaio iodepth 16, %s file on ext4 on brd, %ss runs, %s repetitions "
       "interleaved, order rotated; KiB/s median [min-max]" % (sys.argv[2], sys.argv[3], sys.argv[4]))
 print("devices with fio direct=1; 'direct'/'buffered': the loop drivers' backing "
@@ -116,7 +115,7 @@ for mode in sys.argv[5].split():
     for job in jobs:
         med, cell = {}, {}
         for t in ("raw", "loop", "loopfs"):
-            v = runs[(mode, job, t)]
+            v = [bw[(mode, job, t, n)] for n in reps]
             med[t] = statistics.median(v)
             cell[t] = "%d [%d-%d]" % (med[t], min(v), max(v))
         print(hdr % (mode, job, cell["raw"], cell["loop"], cell["loopfs"],
@@ -129,7 +128,7 @@ for mode in sys.argv[5].split():
     for job in jobs:
         cell = {}
         for t in ("loop", "raw"):
-            r = [rep_bw[(mode, job, "loopfs", n)] / rep_bw[(mode, job, t, n)] for n in reps]
+            r = [bw[(mode, job, "loopfs", n)] / bw[(mode, job, t, n)] for n in reps]
             cell[t] = "%.2f [%.2f-%.2f] %d/%d" % (statistics.median(r), min(r), max(r),
                                                    sum(x >= 1.0 for x in r), len(r))
         print(hdr % (mode, job, cell["loop"], cell["raw"]))
