@@ -3,9 +3,10 @@
 #
 # Runs in the test guest (make bench). fio against the raw backing file, the
 # in-kernel loop driver and a loopfs device on that same file, interleaved
-# (each repetition runs every job on the three in turn, the order rotated
-# from one repetition to the next so that no driver always runs first or
-# after the same one: make BENCH_REPS a multiple of 3), with the backing
+# (each repetition runs every job on the three in turn; the order is
+# rotated every second repetition and reversed in between, so that each
+# runs first, and after each of the other two, equally often: make
+# BENCH_REPS a multiple of 6), with the backing
 # file on ext4 on a RAM block device (brd), both with direct I/O to the
 # backing file and buffered. Prints per job the median and the spread
 # (min-max) of BENCH_REPS runs and the ratios loopfs/loop.c and loopfs/raw
@@ -17,7 +18,7 @@ set -eu
 
 size=${BENCH_SIZE:-256M}
 runtime=${BENCH_RUNTIME:-5}
-reps=${BENCH_REPS:-3}
+reps=${BENCH_REPS:-6}
 modes=${BENCH_MODES:-direct buffered}
 here=$(dirname "$0")
 ws=$(mktemp -d /tmp/bench.XXXXXX)
@@ -70,8 +71,13 @@ for mode in $modes; do
 	c_dev=$(losetup -f --show --direct-io=$dio "$img")
 	lfs_dev=$(lfs_attach $dio)
 	for rep in $(seq "$reps"); do
-		first=$(((rep - 1) % ${#targets[@]}))
+		# Repetitions in pairs: one order, then the same reversed, so
+		# that each target runs after each other one as often.
+		first=$((((rep - 1) / 2) % ${#targets[@]}))
 		order=("${targets[@]:first}" "${targets[@]:0:first}")
+		if [ $((rep % 2)) = 0 ]; then
+			order=("${order[2]}" "${order[1]}" "${order[0]}")
+		fi
 		for job in "${jobs[@]}"; do
 			IFS=: read -r name rw bs <<<"$job"
 			for target in "${order[@]}"; do
@@ -106,7 +112,7 @@ for line in open(sys.argv[1]):
         jobs.append(job)
 reps = sorted({k[3] for k in bw})
 print("\nfio, libaio iodepth 16, %s file on ext4 on brd, %ss runs, %s repetitions "
-      "interleaved, order rotated; KiB/s median [min-max]" % (sys.argv[2], sys.argv[3], sys.argv[4]))
+      "interleaved, order rotated and reversed; KiB/s median [min-max]" % (sys.argv[2], sys.argv[3], sys.argv[4]))
 print("devices with fio direct=1; 'direct'/'buffered': the loop drivers' backing "
       "I/O (and fio on the raw file)")
 hdr = "%-9s %-11s %26s %26s %26s %8s %8s"
