@@ -3,17 +3,17 @@
 #
 # Runs in the test guest (make bench). fio against the raw backing file, the
 # in-kernel loop driver and a loopfs device on that same file, interleaved
-# (each repetition runs every job on the three in turn; the order is
-# rotated every second repetition and reversed in between, so that each
-# runs first, and after each of the other two, equally often: make
-# BENCH_REPS a multiple of 6), with the backing
-# file on ext4 on a RAM block device (brd), both with direct I/O to the
-# backing file and buffered. Prints per job the median and the spread
-# (min-max) of BENCH_REPS runs and the ratios loopfs/loop.c and loopfs/raw
-# of the medians, then the same ratios taken within each repetition (runs
-# next to each other in time, which cancels the drift of the host's speed
-# over the run), their median and spread; then the device scaling figures
-# (scripts/bench-scale.py). BENCH_JOBS picks jobs by name.
+# (each repetition runs every job on the three in turn; the order is rotated
+# every second repetition and reversed in between, so that each runs first,
+# and after each of the other two, equally often: make BENCH_REPS a multiple
+# of 6), with the backing file on ext4 on a RAM block device (brd), both
+# with direct I/O to the backing file and buffered. Prints per job the
+# median and the spread (min-max) of BENCH_REPS runs and the ratios
+# loopfs/loop.c and loopfs/raw of the medians, then the same ratios taken
+# within each repetition (runs next to each other in time, which cancels the
+# drift of the host's speed over the run), their median and spread; then the
+# device scaling figures (scripts/bench-scale.py). BENCH_JOBS picks jobs by
+# name.
 set -eu
 
 size=${BENCH_SIZE:-256M}
