@@ -128,6 +128,7 @@ int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 unsigned int loopfs_disk_block_size(struct gendisk *disk);
 void loopfs_disk_disable(struct gendisk *disk, bool write_zeroes);
 int loopfs_disk_reset_block_size(struct gendisk *disk);
+void loopfs_disk_set_buffered(struct gendisk *disk, bool buffered);
 struct gendisk *loopfs_rq_disk(struct request *rq);
 void loopfs_disk_set_partscan(struct gendisk *disk, bool on);
 int loopfs_disk_rescan(struct gendisk *disk, bool locked);

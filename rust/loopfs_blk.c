@@ -43,9 +43,12 @@ static struct workqueue_struct *loopfs_reap_wq;
 /*
  * A worker's requests are served by at most LOOPFS_DRAINERS work items at a
  * time: one while what waits is small (4 KiB random I/O pays a wakeup per
- * hand-off, and buffered writes contend for the file's lock), a second
- * when LOOPFS_SPREAD_BYTES or more wait (large requests, where a second CPU
- * doubles the throughput of a RAM-backed file).
+ * hand-off), a second when LOOPFS_SPREAD_BYTES or more wait (large requests,
+ * where a second CPU doubles the throughput of a RAM-backed file). Writes
+ * through the backing file's page cache take its lock (i_rwsem) in turn: the
+ * work items write one at a time (loopfs_worker.writing), and one that waits
+ * for its turn sleeps, where on the file's lock it would spin as long as the
+ * writer runs, taking the CPU from the writeback and the submitter.
  */
 #define LOOPFS_DRAINERS 2
 #define LOOPFS_SPREAD_BYTES (256 << 10)
@@ -72,6 +75,7 @@ struct loopfs_worker {
 	struct cgroup_subsys_state *blkcg_css;	/* a reference, or NULL */
 	struct loopfs_disk *ld;
 	struct loopfs_drainer drainers[LOOPFS_DRAINERS];
+	unsigned long writing;		/* bit 0: a drainer writes (buffered) */
 };
 
 struct loopfs_disk {
@@ -82,6 +86,7 @@ struct loopfs_disk {
 	struct loopfs_worker root;
 	void *dev;
 	int minor;
+	bool buffered;			/* see loopfs_disk_set_buffered() */
 };
 
 /*
@@ -155,6 +160,22 @@ static void loopfs_cmd_run(struct loopfs_cmd *cmd)
 }
 
 /*
+ * Serves a request from one of its worker's drainers: a write through the
+ * backing file's page cache waits, asleep, until the other drainer's is done.
+ */
+static void loopfs_drainer_run(struct loopfs_worker *w, struct loopfs_cmd *cmd)
+{
+	bool turns = req_op(blk_mq_rq_from_pdu(cmd)) == REQ_OP_WRITE &&
+		     READ_ONCE(w->ld->buffered);
+
+	if (turns)
+		wait_on_bit_lock(&w->writing, 0, TASK_UNINTERRUPTIBLE);
+	loopfs_cmd_run(cmd);
+	if (turns)
+		clear_and_wake_up_bit(0, &w->writing);
+}
+
+/*
  * A drainer serves its worker's requests until there are none. Only the
  * last to stop may free the worker: it is unlisted first, under the lock,
  * so that no request can reach it afterwards.
@@ -181,7 +202,7 @@ static void loopfs_drainer_fn(struct work_struct *work)
 		w->nr_cmds--;
 		w->bytes -= blk_rq_bytes(blk_mq_rq_from_pdu(cmd));
 		spin_unlock_irq(&ld->lock);
-		loopfs_cmd_run(cmd);
+		loopfs_drainer_run(w, cmd);
 		cond_resched();
 		spin_lock_irq(&ld->lock);
 	}
@@ -206,6 +227,7 @@ static void loopfs_worker_init(struct loopfs_worker *w, struct loopfs_disk *ld,
 	w->nr_cmds = 0;
 	w->bytes = 0;
 	w->active = 0;
+	w->writing = 0;
 	w->ld = ld;
 	w->blkcg_css = blkcg_css;
 	for (i = 0; i < LOOPFS_DRAINERS; i++) {
@@ -803,6 +825,18 @@ int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 	lim.max_write_zeroes_sectors = max_discard_sectors;
 	lim.discard_granularity = max_discard_sectors ? discard_granularity : 0;
 	return queue_limits_commit_update(disk->queue, &lim);
+}
+
+/*
+ * Whether the device's reads and writes go through the backing file's page
+ * cache; read once per request, without a lock, by loopfs_drainer_run(),
+ * where it only decides whether writes take turns.
+ */
+void loopfs_disk_set_buffered(struct gendisk *disk, bool buffered)
+{
+	struct loopfs_disk *ld = disk->queue->queuedata;
+
+	WRITE_ONCE(ld->buffered, buffered);
 }
 
 int loopfs_disk_reset_block_size(struct gendisk *disk)

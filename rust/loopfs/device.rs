@@ -667,9 +667,10 @@ impl Device {
     }
 
     /// Publishes a binding's parameters to the I/O path.
-    fn publish(&self, binding: &Binding) {
+    fn publish(&self, disk: Disk<'_>, binding: &Binding) {
         let file = &binding.backing.file;
         let direct = binding.params.direct();
+        disk.set_buffered(!direct);
         let nowait = [
             try_nowait(file, false, direct),
             try_nowait(file, true, direct),
@@ -932,7 +933,7 @@ impl Device {
             sysfs: disk.sysfs_add().is_ok(),
             rundown: false,
         };
-        self.publish(&binding);
+        self.publish(disk, &binding);
         disk.set_capacity(sectors);
         if binding.params.partscan() {
             disk.set_partscan(true);
@@ -949,7 +950,7 @@ impl Device {
         if disk.openers() == 1 {
             binding.rundown = true;
         }
-        self.publish(binding);
+        self.publish(disk, binding);
         Ok(())
     }
 
@@ -991,7 +992,7 @@ impl Device {
             {
                 let _frozen = disk.freeze();
                 binding.params = params;
-                self.publish(binding);
+                self.publish(disk, binding);
                 if size_changed {
                     let file = &binding.backing.file;
                     disk.set_capacity(size_sectors(params.offset, params.sizelimit, file));
@@ -1042,7 +1043,7 @@ impl Device {
             let old = core::mem::replace(&mut binding.backing, backing);
             old.file.restore_gfp(binding.saved_gfp);
             binding.saved_gfp = gfp;
-            self.publish(binding);
+            self.publish(disk, binding);
             drop(frozen);
             (old, binding.params.partscan())
         };
@@ -1076,7 +1077,7 @@ impl Device {
             let _ = file.fsync();
             let _frozen = disk.freeze();
             binding.params.flags ^= LO_FLAGS_DIRECT_IO;
-            self.publish(binding);
+            self.publish(disk, binding);
         }
         direct == want
     }

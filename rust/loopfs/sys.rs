@@ -584,6 +584,14 @@ impl<'a> Disk<'a> {
         to_result(unsafe { ffi::loopfs_disk_reset_block_size(self.as_ptr()) })
     }
 
+    /// Tells the queue whether requests go through the backing file's page
+    /// cache, where writes take the file's lock in turn: its work items
+    /// then write one at a time.
+    pub(crate) fn set_buffered(&self, buffered: bool) {
+        // SAFETY: The disk is alive.
+        unsafe { ffi::loopfs_disk_set_buffered(self.as_ptr(), buffered) };
+    }
+
     /// Stops offering write-zeroes (`write_zeroes`) or discard.
     pub(crate) fn disable(&self, write_zeroes: bool) {
         // SAFETY: The disk is alive.

@@ -420,6 +420,84 @@ TEST_F(dev, data_roundtrip_direct_io)
 	close(dev);
 }
 
+struct writer_arg {
+	int dev;
+	int index;
+	int errors;
+};
+
+#define WRITERS		4
+#define WRITER_ROUNDS	16
+
+/* Rewrites its own MiB of the device, a new pattern each round. */
+static void *writer_thread(void *p)
+{
+	struct writer_arg *a = p;
+	void *buf;
+
+	if (posix_memalign(&buf, 4096, 1 << 20)) {
+		a->errors++;
+		return NULL;
+	}
+	for (int r = 0; r < WRITER_ROUNDS; r++) {
+		fill(buf, 1 << 20, a->index * 100 + r);
+		if (pwrite(a->dev, buf, 1 << 20, (off_t)a->index << 20) != 1 << 20)
+			a->errors++;
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Large writes from several submitters at once are served by two work items,
+ * which take turns writing through the backing file's page cache; direct I/O
+ * is switched on and off meanwhile. Every MiB holds its writer's last round.
+ */
+TEST_F(dev, concurrent_large_writes_with_direct_io_switched)
+{
+	struct writer_arg args[WRITERS];
+	pthread_t threads[WRITERS];
+	int dev, direct, file, flips = 0;
+	char *want, *got;
+
+	ASSERT_LE(WRITERS << 20, IMG_SIZE);
+	ASSERT_EQ(7, ioctl(self->ctl, LOOP_CTL_ADD, 7));
+	dev = attach(self->lfs, 7, self->img, 0, 0, 0, 0);
+	ASSERT_LE(0, dev);
+	direct = open_dev(self->lfs, 7, O_RDWR | O_DIRECT);
+	ASSERT_LE(0, direct);
+	for (int i = 0; i < WRITERS; i++) {
+		args[i] = (struct writer_arg){ .dev = direct, .index = i };
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, writer_thread, &args[i]));
+	}
+	for (int i = 0; i < 64; i++)
+		flips += !ioctl(dev, LOOP_SET_DIRECT_IO, (unsigned long)(i & 1));
+	for (int i = 0; i < WRITERS; i++)
+		ASSERT_EQ(0, pthread_join(threads[i], NULL));
+	EXPECT_LT(0, flips);
+	ASSERT_EQ(0, ioctl(dev, LOOP_SET_DIRECT_IO, 0));
+	ASSERT_EQ(0, fsync(direct));
+
+	file = open(self->img, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, file);
+	want = malloc(1 << 20);
+	got = malloc(1 << 20);
+	ASSERT_NE(NULL, want);
+	ASSERT_NE(NULL, got);
+	for (int i = 0; i < WRITERS; i++) {
+		EXPECT_EQ(0, args[i].errors);
+		fill(want, 1 << 20, i * 100 + WRITER_ROUNDS - 1);
+		ASSERT_EQ(1 << 20, pread(file, got, 1 << 20, (off_t)i << 20));
+		EXPECT_EQ(0, memcmp(want, got, 1 << 20)) TH_LOG("MiB %d", i);
+	}
+	free(want);
+	free(got);
+	close(file);
+	close(direct);
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+}
+
 TEST_F(dev, capacity_and_block_size)
 {
 	int dev, file, bs = 0;
