@@ -27,6 +27,7 @@
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task_stack.h>
+#include <linux/semaphore.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 #include <uapi/linux/loop.h>
@@ -46,9 +47,12 @@ static struct workqueue_struct *loopfs_reap_wq;
  * hand-off), a second when LOOPFS_SPREAD_BYTES or more wait (large requests,
  * where a second CPU doubles the throughput of a RAM-backed file). Writes
  * through the backing file's page cache take its lock (i_rwsem) in turn: the
- * work items write one at a time (loopfs_worker.writing), and one that waits
+ * work items write one at a time (loopfs_worker.turn), and one that waits
  * for its turn sleeps, where on the file's lock it would spin as long as the
- * writer runs, taking the CPU from the writeback and the submitter.
+ * writer runs, taking the CPU from the writeback and the submitter. The turn
+ * passes to the one waiting (up()): with a bit lock the writer would take it
+ * again for its next request for as long as its list is not empty, and a
+ * mutex spins as the file's lock does.
  */
 #define LOOPFS_DRAINERS 2
 #define LOOPFS_SPREAD_BYTES (256 << 10)
@@ -75,7 +79,7 @@ struct loopfs_worker {
 	struct cgroup_subsys_state *blkcg_css;	/* a reference, or NULL */
 	struct loopfs_disk *ld;
 	struct loopfs_drainer drainers[LOOPFS_DRAINERS];
-	unsigned long writing;		/* bit 0: a drainer writes (buffered) */
+	struct semaphore turn;		/* of the drainers at buffered writes */
 };
 
 struct loopfs_disk {
@@ -161,7 +165,8 @@ static void loopfs_cmd_run(struct loopfs_cmd *cmd)
 
 /*
  * Serves a request from one of its worker's drainers: a write through the
- * backing file's page cache waits, asleep, until the other drainer's is done.
+ * backing file's page cache waits, asleep, until the other drainer's is done,
+ * which hands it the turn (up() to a waiter: first come, first served).
  */
 static void loopfs_drainer_run(struct loopfs_worker *w, struct loopfs_cmd *cmd)
 {
@@ -169,10 +174,10 @@ static void loopfs_drainer_run(struct loopfs_worker *w, struct loopfs_cmd *cmd)
 		     READ_ONCE(w->ld->buffered);
 
 	if (turns)
-		wait_on_bit_lock(&w->writing, 0, TASK_UNINTERRUPTIBLE);
+		down(&w->turn);
 	loopfs_cmd_run(cmd);
 	if (turns)
-		clear_and_wake_up_bit(0, &w->writing);
+		up(&w->turn);
 }
 
 /*
@@ -227,7 +232,7 @@ static void loopfs_worker_init(struct loopfs_worker *w, struct loopfs_disk *ld,
 	w->nr_cmds = 0;
 	w->bytes = 0;
 	w->active = 0;
-	w->writing = 0;
+	sema_init(&w->turn, 1);
 	w->ld = ld;
 	w->blkcg_css = blkcg_css;
 	for (i = 0; i < LOOPFS_DRAINERS; i++) {
