@@ -27,7 +27,6 @@
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task_stack.h>
-#include <linux/semaphore.h>
 #include <linux/uio.h>
 #include <linux/workqueue.h>
 #include <uapi/linux/loop.h>
@@ -46,13 +45,14 @@ static struct workqueue_struct *loopfs_reap_wq;
  * time: one while what waits is small (4 KiB random I/O pays a wakeup per
  * hand-off), a second when LOOPFS_SPREAD_BYTES or more wait (large requests,
  * where a second CPU doubles the throughput of a RAM-backed file). Writes
- * through the backing file's page cache take its lock (i_rwsem) in turn: the
- * work items write one at a time (loopfs_worker.turn), and one that waits
- * for its turn sleeps, where on the file's lock it would spin as long as the
- * writer runs, taking the CPU from the writeback and the submitter. The turn
- * passes to the one waiting (up()): with a bit lock the writer would take it
- * again for its next request for as long as its list is not empty, and a
- * mutex spins as the file's lock does.
+ * through the backing file's page cache take its lock (i_rwsem), which the
+ * filesystem holds for the whole copy: a second work item would spin on it
+ * for as long as the first writes, taking the CPU from the writeback and the
+ * submitter. So one work item writes through the cache at a time
+ * (loopfs_worker.writing): another that finds such a write first in the
+ * list leaves it there and stops, and the writer, which drains the list
+ * until it is empty, serves it next, in order. No second one starts while
+ * one writes.
  */
 #define LOOPFS_DRAINERS 2
 #define LOOPFS_SPREAD_BYTES (256 << 10)
@@ -79,7 +79,7 @@ struct loopfs_worker {
 	struct cgroup_subsys_state *blkcg_css;	/* a reference, or NULL */
 	struct loopfs_disk *ld;
 	struct loopfs_drainer drainers[LOOPFS_DRAINERS];
-	struct semaphore turn;		/* of the drainers at buffered writes */
+	bool writing;			/* a drainer writes through the cache */
 };
 
 struct loopfs_disk {
@@ -164,20 +164,14 @@ static void loopfs_cmd_run(struct loopfs_cmd *cmd)
 }
 
 /*
- * Serves a request from one of its worker's drainers: a write through the
- * backing file's page cache waits, asleep, until the other drainer's is done,
- * which hands it the turn (up() to a waiter: first come, first served).
+ * Whether a request writes through the backing file's page cache. The
+ * device's mode is read without a lock: it only decides who serves a write.
  */
-static void loopfs_drainer_run(struct loopfs_worker *w, struct loopfs_cmd *cmd)
+static bool loopfs_cmd_writes_cached(struct loopfs_disk *ld,
+				     struct loopfs_cmd *cmd)
 {
-	bool turns = req_op(blk_mq_rq_from_pdu(cmd)) == REQ_OP_WRITE &&
-		     READ_ONCE(w->ld->buffered);
-
-	if (turns)
-		down(&w->turn);
-	loopfs_cmd_run(cmd);
-	if (turns)
-		up(&w->turn);
+	return req_op(blk_mq_rq_from_pdu(cmd)) == REQ_OP_WRITE &&
+	       READ_ONCE(ld->buffered);
 }
 
 /*
@@ -203,13 +197,23 @@ static void loopfs_drainer_fn(struct work_struct *work)
 	spin_lock_irq(&ld->lock);
 	while ((cmd = list_first_entry_or_null(&w->cmds, struct loopfs_cmd,
 					       node))) {
+		bool writes = loopfs_cmd_writes_cached(ld, cmd);
+
+		if (writes) {
+			/* Left first in the list, to the drainer writing. */
+			if (w->writing)
+				break;
+			w->writing = true;
+		}
 		list_del(&cmd->node);
 		w->nr_cmds--;
 		w->bytes -= blk_rq_bytes(blk_mq_rq_from_pdu(cmd));
 		spin_unlock_irq(&ld->lock);
-		loopfs_drainer_run(w, cmd);
+		loopfs_cmd_run(cmd);
 		cond_resched();
 		spin_lock_irq(&ld->lock);
+		if (writes)
+			w->writing = false;
 	}
 	w->active &= ~BIT(d - w->drainers);
 	gone = !w->active && w != &ld->root;
@@ -232,7 +236,7 @@ static void loopfs_worker_init(struct loopfs_worker *w, struct loopfs_disk *ld,
 	w->nr_cmds = 0;
 	w->bytes = 0;
 	w->active = 0;
-	sema_init(&w->turn, 1);
+	w->writing = false;
 	w->ld = ld;
 	w->blkcg_css = blkcg_css;
 	for (i = 0; i < LOOPFS_DRAINERS; i++) {
@@ -279,7 +283,7 @@ static void loopfs_queue_cmd(struct loopfs_disk *ld, struct loopfs_cmd *cmd)
 	w->nr_cmds++;
 	w->bytes += blk_rq_bytes(blk_mq_rq_from_pdu(cmd));
 	i = ffz(w->active);
-	if (!w->active || (i < LOOPFS_DRAINERS &&
+	if (!w->active || (i < LOOPFS_DRAINERS && !w->writing &&
 			   w->nr_cmds > hweight_long(w->active) &&
 			   w->bytes >= LOOPFS_SPREAD_BYTES)) {
 		w->active |= BIT(i);
@@ -834,8 +838,8 @@ int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 
 /*
  * Whether the device's reads and writes go through the backing file's page
- * cache; read once per request, without a lock, by loopfs_drainer_run(),
- * where it only decides whether writes take turns.
+ * cache; read once per request, without a lock, by
+ * loopfs_cmd_writes_cached(), where it only decides who serves a write.
  */
 void loopfs_disk_set_buffered(struct gendisk *disk, bool buffered)
 {

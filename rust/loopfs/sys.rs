@@ -585,8 +585,8 @@ impl<'a> Disk<'a> {
     }
 
     /// Tells the queue whether requests go through the backing file's page
-    /// cache, where writes take the file's lock in turn: its work items
-    /// then write one at a time.
+    /// cache, where writes hold the file's lock: one work item at a time
+    /// then writes.
     pub(crate) fn set_buffered(&self, buffered: bool) {
         // SAFETY: The disk is alive.
         unsafe { ffi::loopfs_disk_set_buffered(self.as_ptr(), buffered) };

@@ -427,6 +427,7 @@ struct writer_arg {
 };
 
 #define WRITERS		4
+#define READERS		2
 #define WRITER_ROUNDS	16
 
 /* Rewrites its own MiB of the device, a new pattern each round. */
@@ -448,41 +449,85 @@ static void *writer_thread(void *p)
 	return NULL;
 }
 
+/* Reads its own MiB of the device again and again, checking what it holds. */
+static void *reader_thread(void *p)
+{
+	struct writer_arg *a = p;
+	char *want, *got;
+
+	want = malloc(1 << 20);
+	if (!want || posix_memalign((void **)&got, 4096, 1 << 20)) {
+		free(want);
+		a->errors++;
+		return NULL;
+	}
+	fill(want, 1 << 20, 1000 + a->index);
+	for (int r = 0; r < 2 * WRITER_ROUNDS; r++) {
+		off_t at = (off_t)(WRITERS + a->index) << 20;
+
+		if (pread(a->dev, got, 1 << 20, at) != 1 << 20 ||
+		    memcmp(want, got, 1 << 20))
+			a->errors++;
+	}
+	free(want);
+	free(got);
+	return NULL;
+}
+
 /*
  * Large writes from several submitters at once are served by two work items,
- * which take turns writing through the backing file's page cache; direct I/O
- * is switched on and off meanwhile. Every MiB holds its writer's last round.
+ * one at a time writing through the backing file's page cache, while other
+ * submitters read, their requests queued behind the writes; direct I/O is
+ * switched on and off meanwhile. Every MiB holds its writer's last round, and
+ * every read found what was there.
  */
 TEST_F(dev, concurrent_large_writes_with_direct_io_switched)
 {
-	struct writer_arg args[WRITERS];
-	pthread_t threads[WRITERS];
+	struct writer_arg args[WRITERS + READERS];
+	pthread_t threads[WRITERS + READERS];
 	int dev, direct, file, flips = 0;
 	char *want, *got;
 
-	ASSERT_LE(WRITERS << 20, IMG_SIZE);
+	ASSERT_LE((WRITERS + READERS) << 20, IMG_SIZE);
 	ASSERT_EQ(7, ioctl(self->ctl, LOOP_CTL_ADD, 7));
 	dev = attach(self->lfs, 7, self->img, 0, 0, 0, 0);
 	ASSERT_LE(0, dev);
 	direct = open_dev(self->lfs, 7, O_RDWR | O_DIRECT);
 	ASSERT_LE(0, direct);
-	for (int i = 0; i < WRITERS; i++) {
-		args[i] = (struct writer_arg){ .dev = direct, .index = i };
-		ASSERT_EQ(0, pthread_create(&threads[i], NULL, writer_thread, &args[i]));
+	want = malloc(1 << 20);
+	ASSERT_NE(NULL, want);
+	for (int i = 0; i < READERS; i++) {
+		fill(want, 1 << 20, 1000 + i);
+		ASSERT_EQ(1 << 20, pwrite(dev, want, 1 << 20, (off_t)(WRITERS + i) << 20));
+	}
+	ASSERT_EQ(0, fsync(dev));
+	for (int i = 0; i < WRITERS + READERS; i++) {
+		bool reader = i >= WRITERS;
+
+		args[i] = (struct writer_arg){
+			.dev = direct,
+			.index = reader ? i - WRITERS : i,
+		};
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL,
+					    reader ? reader_thread : writer_thread,
+					    &args[i]));
 	}
 	for (int i = 0; i < 64; i++)
 		flips += !ioctl(dev, LOOP_SET_DIRECT_IO, (unsigned long)(i & 1));
-	for (int i = 0; i < WRITERS; i++)
+	for (int i = 0; i < WRITERS + READERS; i++)
 		ASSERT_EQ(0, pthread_join(threads[i], NULL));
+	for (int i = WRITERS; i < WRITERS + READERS; i++) {
+		EXPECT_EQ(0, args[i].errors) {
+			TH_LOG("reader %d", i - WRITERS);
+		}
+	}
 	EXPECT_LT(0, flips);
 	ASSERT_EQ(0, ioctl(dev, LOOP_SET_DIRECT_IO, 0));
 	ASSERT_EQ(0, fsync(direct));
 
 	file = open(self->img, O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, file);
-	want = malloc(1 << 20);
 	got = malloc(1 << 20);
-	ASSERT_NE(NULL, want);
 	ASSERT_NE(NULL, got);
 	for (int i = 0; i < WRITERS; i++) {
 		EXPECT_EQ(0, args[i].errors);
