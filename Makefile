@@ -64,8 +64,9 @@ run: modules selftests
 	@$(set_kdir); $(S)/vm.sh "$$kdir" run
 
 # fio: loopfs against the in-kernel loop driver and the raw file, then the
-# device scaling figures (BENCH_SIZE, BENCH_RUNTIME, BENCH_REPS, BENCH_MODES,
-# BENCH_JOBS, BENCH_SCALE: counts, or none).
+# device scaling figures (BENCH_SIZE, BENCH_RUNTIME, BENCH_WB_RUNTIME for
+# buffered writes, BENCH_REPS, BENCH_MODES, BENCH_JOBS, BENCH_SCALE: counts,
+# or none).
 bench: modules samples
 	@$(set_kdir); $(S)/vm.sh "$$kdir" bench
 

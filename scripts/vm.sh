@@ -26,7 +26,9 @@ mkdir -p "$out"
 
 memory=2G
 [ "${FLAVOUR:-normal}" = debug ] && memory=4G
+# A bench runs each job 3 x BENCH_REPS times, its buffered writes 20 s.
 timeout_s=${VM_TIMEOUT:-2400}
+[ "$mode" = bench ] && timeout_s=${VM_TIMEOUT:-$((600 + 450 * ${BENCH_REPS:-6}))}
 
 # boot OUTDIR TIMEOUT ACCEL-ARGS... -- GUEST-COMMAND
 boot() {
@@ -64,7 +66,7 @@ fi
 	printf 'NSDEV_CMD=%q\n' "${CMD:-}"
 	printf 'NSDEV_STRESS_OPS=%q\n' "${STRESS_OPS:-100000}"
 	printf 'NSDEV_STRESS_SEED=%q\n' "${STRESS_SEED:-}"
-	for v in BENCH_SIZE BENCH_RUNTIME BENCH_REPS BENCH_MODES BENCH_JOBS BENCH_SCALE; do
+	for v in BENCH_SIZE BENCH_RUNTIME BENCH_WB_RUNTIME BENCH_REPS BENCH_MODES BENCH_JOBS BENCH_SCALE; do
 		[ -n "${!v:-}" ] && printf 'export %s=%q\n' "$v" "${!v}"
 	done
 	for v in DIFF_SEED DIFF_STEPS; do
