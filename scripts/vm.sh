@@ -26,7 +26,8 @@ mkdir -p "$out"
 
 memory=2G
 [ "${FLAVOUR:-normal}" = debug ] && memory=4G
-# A bench runs each job 3 x BENCH_REPS times, its buffered writes 20 s.
+# A bench takes about 340 s a repetition at its defaults (buffered writes
+# 20 s); set VM_TIMEOUT for longer runs.
 timeout_s=${VM_TIMEOUT:-2400}
 [ "$mode" = bench ] && timeout_s=${VM_TIMEOUT:-$((600 + 450 * ${BENCH_REPS:-6}))}
 
