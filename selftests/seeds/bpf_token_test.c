@@ -340,4 +340,99 @@ TEST(token_program_stays_in_delegated_cgroups)
 	rmdir(g.unguarded);
 }
 
+/*
+ * Loads a device program that allows everything; with set_retval, one that
+ * calls bpf_set_retval(retval) first.
+ */
+static int load_allow_all(bool set_retval, int retval, int token)
+{
+	struct bpf_insn insn[4] = {
+		devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, retval),
+		devguard_insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_set_retval),
+		devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1),
+		devguard_insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+	};
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+	attr.expected_attach_type = BPF_CGROUP_DEVICE;
+	attr.insns = (__u64)(unsigned long)(set_retval ? insn : insn + 2);
+	attr.insn_cnt = set_retval ? 4 : 2;
+	attr.license = (__u64)(unsigned long)"GPL";
+	if (token >= 0) {
+		attr.prog_flags = BPF_F_TOKEN_FD;
+		attr.prog_token_fd = token;
+	}
+	return devguard_bpf(BPF_PROG_LOAD, &attr);
+}
+
+/*
+ * The attack: in the delegated cgroup that holds the guard, a program of
+ * the container's runs after the guard; with bpf_set_retval(0) it would
+ * undo the guard's denial of /dev/zero (and any host disk), with
+ * bpf_set_retval(1) hand inode_permission() a positive value.
+ */
+static int undoer(void *arg)
+{
+	const struct cgroups *g = arg;
+	int token, prog, fd;
+
+	token = delegated_token(g->sock);
+	CHILD_CHECK(token >= 0);
+	CHILD_CHECK(load_allow_all(true, 0, token) < 0 && errno == EINVAL);
+	CHILD_CHECK(load_allow_all(true, 1, token) < 0 && errno == EINVAL);
+	/* What it may attach there, after the guard, allows nothing more. */
+	prog = load_allow_all(false, 0, token);
+	CHILD_CHECK(prog >= 0);
+	CHILD_CHECK(attach_at(prog, g->guarded) == 0);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	close(fd);
+	CHILD_CHECK(open("/dev/zero", O_RDONLY | O_CLOEXEC) < 0 && errno == EPERM);
+	CHILD_CHECK(nsdev_send_fds(g->sock, &prog, 1) == 0);
+	return 0;
+}
+
+TEST(token_program_cannot_undo_the_guard)
+{
+	struct devguard_rule host_allows = { 'c', 1, 3 };
+	int sk[2], cg, guard, prog, plain;
+	struct cgroups g;
+	pid_t pid;
+
+	/* The guard on the very cgroup delegated to the container. */
+	snprintf(g.guarded, sizeof(g.guarded), "/sys/fs/cgroup/token_undo.%d", getpid());
+	ASSERT_EQ(0, mkdir(g.guarded, 0755));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(g.guarded, NSDEV_UID, NSDEV_GID));
+	cg = open(g.guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, cg);
+	guard = devguard_load(&host_allows, 1, BPF_F_CGROUP_DEVICE_GUARD, -1);
+	ASSERT_LE(0, guard);
+	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
+	/* Without a token the same program loads: the helper is there. */
+	plain = load_allow_all(true, 0, -1);
+	EXPECT_LE(0, plain) TH_LOG("load: %s", strerror(errno));
+	close(plain);
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
+	g.sock = sk[1];
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(nsdev_join_cgroup(g.guarded) == 0);
+		CHILD_CHECK(nsdev_become_userns_root() == 0);
+		_exit(undoer(&g));
+	}
+	/* A container that dies ends the conversation. */
+	close(sk[1]);
+	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
+	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &prog, 1)) TH_LOG("the container failed");
+	EXPECT_EQ(0, nsdev_wait(pid));
+
+	devguard_detach(prog, cg);
+	devguard_detach(guard, cg);
+	rmdir(g.guarded);
+}
+
 TEST_HARNESS_MAIN
