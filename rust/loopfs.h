@@ -91,6 +91,7 @@ int loopfs_register_filesystem(void);
 void loopfs_unregister_filesystem(void);
 u32 loopfs_max_devices(void);
 u32 loopfs_max_devices_per_userns(void);
+u32 loopfs_max_devices_per_user(void);
 u32 loopfs_reserved_devices(void);
 int loopfs_fs_add_node(struct super_block *sb, const char *name, dev_t devt,
 		       u64 id);

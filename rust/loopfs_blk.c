@@ -130,7 +130,11 @@ static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 	struct request *rq = blk_mq_rq_from_pdu(cmd);
 	struct loopfs_disk *ld = rq->q->queuedata;
 	struct cgroup_subsys_state *blkcg_css = nowait ? NULL : cmd->blkcg_css;
-	/* Read before the serve: it may end the request, which is then reused. */
+	/*
+	 * Read before the serve: it may end the request, which is then
+	 * reused, and put the request's reference while the memory cgroup
+	 * is still this task's active one. So the serve holds its own.
+	 */
 	struct cgroup_subsys_state *memcg_css = cmd->memcg_css;
 	struct mem_cgroup *old_memcg = NULL;
 	unsigned int noio;
@@ -138,8 +142,10 @@ static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 
 	if (blkcg_css)
 		kthread_associate_blkcg(blkcg_css);
-	if (memcg_css)
+	if (memcg_css) {
+		css_get(memcg_css);
 		old_memcg = set_active_memcg(mem_cgroup_from_css(memcg_css));
+	}
 	/*
 	 * As loop.c's worker: no allocation for the backing I/O may recurse
 	 * into reclaim's I/O, which could wait on this very device (swap).
@@ -147,8 +153,10 @@ static int loopfs_cmd_serve(struct loopfs_cmd *cmd, bool nowait)
 	noio = memalloc_noio_save();
 	ret = rust_loopfs_dev_serve(ld->dev, rq, nowait);
 	memalloc_noio_restore(noio);
-	if (memcg_css)
+	if (memcg_css) {
 		set_active_memcg(old_memcg);
+		css_put(memcg_css);
+	}
 	if (blkcg_css)
 		kthread_associate_blkcg(NULL);
 	return ret;

@@ -31,6 +31,11 @@ module_param(max_devices_per_userns, uint, 0644);
 MODULE_PARM_DESC(max_devices_per_userns,
 		 "Most loop devices of the instances of one user namespace and its descendants");
 
+static unsigned int max_devices_per_user = 64;
+module_param(max_devices_per_user, uint, 0644);
+MODULE_PARM_DESC(max_devices_per_user,
+		 "Most loop devices of the instances of all user namespaces one host user other than root owns");
+
 static unsigned int reserved_devices = 8;
 module_param(reserved_devices, uint, 0644);
 MODULE_PARM_DESC(reserved_devices,
@@ -44,6 +49,11 @@ u32 loopfs_max_devices(void)
 u32 loopfs_max_devices_per_userns(void)
 {
 	return READ_ONCE(max_devices_per_userns);
+}
+
+u32 loopfs_max_devices_per_user(void)
+{
+	return READ_ONCE(max_devices_per_user);
 }
 
 u32 loopfs_reserved_devices(void)

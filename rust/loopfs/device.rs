@@ -59,6 +59,10 @@ pub(crate) struct Counts {
     /// Devices of the instances of a namespace and its descendants, keyed by
     /// the namespace's address; only namespaces with devices are here.
     per_ns: RBTree<usize, u32>,
+    /// Devices of the instances of all namespaces a host user other than
+    /// root made (`UserNs::container_owner()`), keyed by the global uid;
+    /// only users with devices are here.
+    per_user: RBTree<u32, u32>,
     /// Devices of unmounted instances not removed yet, by address.
     orphans: RBTree<usize, Arc<Device>>,
 }
@@ -78,6 +82,7 @@ impl Registry {
             kernel::new_mutex!(Counts {
                 total: 0,
                 per_ns: RBTree::new(),
+                per_user: RBTree::new(),
                 orphans: RBTree::new(),
             }),
             GFP_KERNEL,
@@ -144,11 +149,18 @@ fn orphan_remove(dev: &Device) {
     drop(orphan);
 }
 
-/// One device counted against `max_devices`, `max_devices_per_userns` and
-/// the reserve of the initial namespace.
+/// One device counted against `max_devices`, `max_devices_per_userns`,
+/// `max_devices_per_user` and the reserve of the initial namespace.
 pub(crate) struct DeviceSlot {
     /// The instance's namespace: the counts of it and its ancestors.
     ns: UserNs,
+}
+
+/// The host user whose containers' count an instance of `ns` adds to: the
+/// owner of its outermost namespace, unless that is root, whose containers
+/// are the host's to bound (`max_devices_per_userns` each).
+fn container_user(ns: &UserNs) -> Option<u32> {
+    ns.container_owner().filter(|&uid| uid != 0)
 }
 
 impl DeviceSlot {
@@ -164,10 +176,21 @@ impl DeviceSlot {
             return Err(ENOSPC);
         }
         let per_ns = sys::max_devices_per_userns();
+        // One host user's containers share a bound: else each new user
+        // namespace it makes would bring `max_devices_per_userns` more.
+        let user = container_user(ns);
         // Every level first: a refusal leaves nothing behind.
         for key in ns.lineage() {
             if counts.per_ns.get(&key).copied().unwrap_or(0) >= per_ns {
                 return Err(ENOSPC);
+            }
+        }
+        if let Some(uid) = user {
+            if counts.per_user.get(&uid).copied().unwrap_or(0) >= sys::max_devices_per_user() {
+                return Err(ENOSPC);
+            }
+            if counts.per_user.get(&uid).is_none() {
+                counts.per_user.insert(RBTreeNode::new(uid, 0, GFP_KERNEL)?);
             }
         }
         for key in ns.lineage() {
@@ -180,8 +203,21 @@ impl DeviceSlot {
                 *n += 1;
             }
         }
+        if let Some(n) = user.and_then(|uid| counts.per_user.get_mut(&uid)) {
+            *n += 1;
+        }
         counts.total += 1;
         Ok(DeviceSlot { ns: ns.clone_ref() })
+    }
+}
+
+/// Takes one device off `key`'s count, and the key with its last.
+fn uncount<K: Ord>(tree: &mut RBTree<K, u32>, key: K) {
+    match tree.get_mut(&key) {
+        Some(n) if *n > 1 => *n -= 1,
+        _ => {
+            tree.remove(&key);
+        }
     }
 }
 
@@ -191,12 +227,10 @@ impl Drop for DeviceSlot {
             let mut counts = counts.lock();
             counts.total -= 1;
             for key in self.ns.lineage() {
-                match counts.per_ns.get_mut(&key) {
-                    Some(n) if *n > 1 => *n -= 1,
-                    _ => {
-                        counts.per_ns.remove(&key);
-                    }
-                }
+                uncount(&mut counts.per_ns, key);
+            }
+            if let Some(uid) = container_user(&self.ns) {
+                uncount(&mut counts.per_user, uid);
             }
         }
     }
@@ -767,11 +801,11 @@ impl Device {
             LOOP_CLR_FD => self.clr_fd(disk),
             LOOP_SET_STATUS => {
                 let old: LoopInfo = user(core::mem::size_of::<LoopInfo>()).reader().read()?;
-                self.set_status(bdev, disk, &LoopInfo64::from_old(&old))
+                self.set_status(disk, &LoopInfo64::from_old(&old))
             }
             LOOP_SET_STATUS64 => {
                 let info: LoopInfo64 = user(core::mem::size_of::<LoopInfo64>()).reader().read()?;
-                self.set_status(bdev, disk, &info)
+                self.set_status(disk, &info)
             }
             LOOP_SET_CAPACITY => self.set_capacity(disk),
             LOOP_SET_DIRECT_IO => self.set_direct_io(disk, arg != 0),
@@ -793,7 +827,7 @@ impl Device {
                     return Err(EPERM);
                 }
                 let compat: CompatLoopInfo = user().reader().read()?;
-                self.set_status(bdev, bdev.disk()?, &compat.to_info64())
+                self.set_status(bdev.disk()?, &compat.to_info64())
                     .map(|()| 0)
             }
             LOOP_GET_STATUS => {
@@ -976,7 +1010,7 @@ impl Device {
     }
 
     /// `loop_set_status()`.
-    fn set_status(&self, bdev: &Bdev, disk: Disk<'_>, info: &LoopInfo64) -> Result {
+    fn set_status(&self, disk: Disk<'_>, info: &LoopInfo64) -> Result {
         let partscan = {
             let mut state = self.state.lock()?;
             let binding = state.binding()?;
@@ -987,7 +1021,7 @@ impl Device {
             params.flags |= prev.flags & !SET_STATUS_CLEARABLE_FLAGS;
             let size_changed = prev.offset != params.offset || prev.sizelimit != params.sizelimit;
             if size_changed {
-                bdev.sync_and_invalidate();
+                disk.sync_and_invalidate();
             }
             {
                 let _frozen = disk.freeze();
@@ -1033,16 +1067,19 @@ impl Device {
             let backing = Backing::new(file)?;
             disk.force_media_change();
             let frozen = disk.freeze();
-            let gfp = backing.file.set_nofs();
             if backing.file.opened_direct() {
                 binding.params.flags |= LO_FLAGS_DIRECT_IO;
             }
             if !can_direct_io(&backing.file, offset, disk.block_size()) {
                 binding.params.flags &= !LO_FLAGS_DIRECT_IO;
             }
+            // As loop.c, the old file's mask goes back before the new
+            // one's is saved: the two may share a mapping (the same file
+            // opened again), whose mask would else stay without
+            // __GFP_FS after the detach, and have it while bound.
+            binding.backing.file.restore_gfp(binding.saved_gfp);
+            binding.saved_gfp = backing.file.set_nofs();
             let old = core::mem::replace(&mut binding.backing, backing);
-            old.file.restore_gfp(binding.saved_gfp);
-            binding.saved_gfp = gfp;
             self.publish(disk, binding);
             drop(frozen);
             (old, binding.params.partscan())
@@ -1101,7 +1138,7 @@ impl Device {
         if usize::try_from(disk.block_size()) == Ok(arg) {
             return Ok(());
         }
-        bdev.sync_and_invalidate();
+        disk.sync_and_invalidate();
         // As loop.c, a size the queue refuses still re-evaluates direct I/O
         // below (with the block size unchanged).
         let result = match u32::try_from(arg) {

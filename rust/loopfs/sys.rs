@@ -511,6 +511,17 @@ impl<'a> Disk<'a> {
         unsafe { ffi::loopfs_disk_openers(self.as_ptr()) }
     }
 
+    /// Writes back and drops the page cache of the whole disk, whatever
+    /// partition an ioctl came in on (loop.c's `lo->lo_device`).
+    pub(crate) fn sync_and_invalidate(&self) {
+        // SAFETY: The disk is alive, and with it its whole-disk block device.
+        unsafe {
+            let bdev = (*self.as_ptr()).part0;
+            bindings::sync_blockdev(bdev);
+            bindings::invalidate_bdev(bdev);
+        }
+    }
+
     pub(crate) fn set_capacity(&self, sectors: u64) {
         // SAFETY: The disk is alive.
         if !unsafe { bindings::set_capacity_and_notify(self.as_ptr(), sectors) } {
@@ -732,14 +743,6 @@ impl Bdev {
         unsafe { Disk::from_raw(ffi::loopfs_bdev_disk(self.0)) }.ok_or(ENXIO)
     }
 
-    pub(crate) fn sync_and_invalidate(&self) {
-        // SAFETY: The block device is valid (see `from_raw`).
-        unsafe {
-            bindings::sync_blockdev(self.0);
-            bindings::invalidate_bdev(self.0);
-        }
-    }
-
     /// Claims the device exclusively for a configuration change, as loop.c
     /// does, unless its opener (`mode`) already holds it exclusively.
     pub(crate) fn claim_unless_exclusive(&self, mode: u32) -> Result<Option<Claim<'_>>> {
@@ -916,6 +919,16 @@ impl UserNs {
         })
     }
 
+    /// The host user (global uid) owning the outermost namespace below the
+    /// initial one that this namespace is or descends from: who made the
+    /// container. `None` for the initial namespace.
+    pub(crate) fn container_owner(&self) -> Option<u32> {
+        let outermost = self.lineage().last()? as *mut bindings::user_namespace;
+        // SAFETY: `lineage()` yields live namespaces while `self` holds its
+        // reference; a namespace's owner never changes.
+        Some(unsafe { (*outermost).owner.val })
+    }
+
     /// Whether the current task has `CAP_SYS_ADMIN` in this namespace.
     pub(crate) fn capable_sys_admin(&self) -> bool {
         // SAFETY: The namespace is alive while we hold a reference.
@@ -970,6 +983,13 @@ pub(crate) fn max_devices() -> u32 {
 pub(crate) fn max_devices_per_userns() -> u32 {
     // SAFETY: Reads a module parameter.
     unsafe { ffi::loopfs_max_devices_per_userns() }
+}
+
+/// The most devices the instances of all namespaces one host user owns may
+/// hold together (module parameter).
+pub(crate) fn max_devices_per_user() -> u32 {
+    // SAFETY: Reads a module parameter.
+    unsafe { ffi::loopfs_max_devices_per_user() }
 }
 
 /// How many of `max_devices()` only the initial namespace may use (module

@@ -908,6 +908,54 @@ TEST_F(dev, partitions)
 	free(back);
 }
 
+/*
+ * A status change through a partition writes back and drops the page cache
+ * of the whole disk, as loop.c does (lo->lo_device): a reader of the disk
+ * then sees the data at the new offset, not what it cached at the old one.
+ */
+TEST_F(dev, set_status_on_partition_drops_disk_cache)
+{
+	char path[PATH_MAX], *buf, *back;
+	struct loop_info64 info;
+	int dev, part, file;
+
+	ASSERT_EQ(0, nsdev_sh("printf 'label: dos\\nstart=2048, size=2048, type=83\\n' | sfdisk -q %s",
+			      self->img));
+	buf = malloc(2 * 4096);
+	back = malloc(4096);
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, back);
+	fill(buf, 4096, 1);
+	fill(buf + 4096, 4096, 2);
+	file = open(self->img, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(4096, pwrite(file, buf, 4096, 8 << 20));
+	ASSERT_EQ(4096, pwrite(file, buf + 4096, 4096, 9 << 20));
+	close(file);
+	ASSERT_EQ(0, ioctl(self->ctl, LOOP_CTL_ADD, 0));
+	dev = attach(self->lfs, 0, self->img, 0, 0, LO_FLAGS_PARTSCAN, 0);
+	ASSERT_LE(0, dev) TH_LOG("attach: %s", strerror(errno));
+
+	/* Read, so cached, through the disk at offset 0. */
+	ASSERT_EQ(4096, pread(dev, back, 4096, 8 << 20));
+	EXPECT_EQ(0, memcmp(buf, back, 4096));
+	snprintf(path, sizeof(path), "%s/loop0p1", self->lfs);
+	part = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, part) TH_LOG("%s: %s", path, strerror(errno));
+	ASSERT_EQ(0, ioctl(part, LOOP_GET_STATUS64, &info));
+	info.lo_offset = 1 << 20;
+	ASSERT_EQ(0, ioctl(part, LOOP_SET_STATUS64, &info));
+	close(part);
+	/* The disk's 8 MiB are the file's 9 MiB now. */
+	ASSERT_EQ(4096, pread(dev, back, 4096, 8 << 20));
+	EXPECT_EQ(0, memcmp(buf + 4096, back, 4096));
+
+	ASSERT_EQ(0, ioctl(dev, LOOP_CLR_FD));
+	close(dev);
+	free(buf);
+	free(back);
+}
+
 struct stress_arg {
 	char lfs[96];
 	char img[96];

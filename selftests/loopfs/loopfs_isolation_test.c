@@ -1002,6 +1002,9 @@ struct count_arg {
 	char dir[64];
 	int want;		/* devices it must get */
 	bool nested;		/* then one more in a nested namespace: ENOSPC */
+	bool root_made;		/* its user namespace made by root, not the user */
+	bool holds;		/* says so on ready, holds them until hold closes */
+	int ready, hold;
 };
 
 /* Adds devices over two instances until ENOSPC; exits 0 if it got want. */
@@ -1011,7 +1014,14 @@ static int fill_devices(void *arg)
 	char sub[128], path[PATH_MAX];
 	int ctl[2], got = 0, i;
 
-	CHILD_CHECK(!nsdev_become_userns_root());
+	if (a->root_made) {
+		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/setgroups", "deny"));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/uid_map", "0 0 1"));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/gid_map", "0 0 1"));
+	} else {
+		CHILD_CHECK(!nsdev_become_userns_root());
+	}
 	CHILD_CHECK(!mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
 	CHILD_CHECK(!mount("tmpfs", a->dir, "tmpfs", 0, "size=1m"));
 	for (i = 0; i < 2; i++) {
@@ -1027,6 +1037,12 @@ static int fill_devices(void *arg)
 	if (got != a->want) {
 		fprintf(stderr, "# got %d devices, want %d\n", got, a->want);
 		_exit(1);
+	}
+	if (a->holds) {
+		char c = 'y';
+
+		CHILD_CHECK(write(a->ready, &c, 1) == 1);
+		CHILD_CHECK(read(a->hold, &c, 1) == 0);
 	}
 	if (a->nested) {
 		/* A namespace of its own does not escape the bound. */
@@ -1087,6 +1103,59 @@ TEST(per_userns_bound_and_host_reserve)
 	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices"), "%u", max));
 	EXPECT_EQ(0, umount2(host, 0));
 	rmdir(host);
+	rmdir(a.dir);
+}
+
+/*
+ * max_devices_per_user bounds the containers of one host user together: a
+ * second user namespace of the same user brings no more devices. A user
+ * namespace root made is bounded by max_devices_per_userns alone.
+ */
+TEST(per_user_bound_across_containers)
+{
+	unsigned int per = param(PARAM("max_devices_per_userns"));
+	unsigned int user = param(PARAM("max_devices_per_user"));
+	struct count_arg a = { .want = 3, .holds = true }, b;
+	int ready[2], hold[2];
+	pid_t pid;
+	char c;
+
+	ASSERT_LT(0, per);
+	ASSERT_LT(0, user);
+	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_user.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(a.dir));
+	ASSERT_EQ(0, chmod(a.dir, 0777));
+	ASSERT_EQ(0, pipe2(ready, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(hold, O_CLOEXEC));
+	a.ready = ready[1];
+	a.hold = hold[0];
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_userns"), "3"));
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_user"), "5"));
+
+	/* The first container of the user takes 3, and keeps them. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(hold[1]);
+		_exit(fill_devices(&a));
+	}
+	close(ready[1]);
+	close(hold[0]);
+	EXPECT_EQ(1, read(ready[0], &c, 1));
+	/* Its second gets what is left of the user's 5, not 3 of its own. */
+	b = (struct count_arg){ .want = 2 };
+	memcpy(b.dir, a.dir, sizeof(b.dir));
+	EXPECT_EQ(0, nsdev_run_child(fill_devices, &b, false));
+	/* Namespaces root made do not count against the user's. */
+	b = (struct count_arg){ .want = 3, .root_made = true };
+	memcpy(b.dir, a.dir, sizeof(b.dir));
+	EXPECT_EQ(0, nsdev_run_child(fill_devices, &b, false));
+	close(hold[1]);
+	EXPECT_EQ(0, nsdev_wait(pid));
+	close(ready[0]);
+
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_user"), "%u", user));
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_userns"), "%u", per));
 	rmdir(a.dir);
 }
 
