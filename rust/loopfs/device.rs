@@ -157,10 +157,12 @@ pub(crate) struct DeviceSlot {
 }
 
 /// The host user whose containers' count an instance of `ns` adds to: the
-/// owner of its outermost namespace, unless that is root, whose containers
-/// are the host's to bound (`max_devices_per_userns` each).
+/// owner of the outermost namespace of its lineage that root did not make.
+/// None when root made them all: those containers are the host's to bound
+/// (`max_devices_per_userns` each). Not the outermost one's owner alone: a
+/// setuid-root helper makes namespaces owned by root for any user.
 fn container_user(ns: &UserNs) -> Option<u32> {
-    ns.container_owner().filter(|&uid| uid != 0)
+    ns.owners().filter(|&uid| uid != 0).last()
 }
 
 impl DeviceSlot {
@@ -481,8 +483,10 @@ fn size_sectors(offset: u64, sizelimit: u64, file: &FileRef) -> u64 {
 }
 
 /// Filesystems whose files are kernel interfaces, not data: a write there is
-/// a control operation.
-const PSEUDO_FS_MAGICS: [u32; 14] = [
+/// a control operation, and one from the device's worker would resolve what
+/// it names (a pid in resctrl's `tasks`) in the worker's namespaces, not the
+/// container's.
+const PSEUDO_FS_MAGICS: [u32; 15] = [
     ffi::SYSFS_MAGIC,
     ffi::PROC_SUPER_MAGIC,
     ffi::DEBUGFS_MAGIC,
@@ -497,6 +501,7 @@ const PSEUDO_FS_MAGICS: [u32; 14] = [
     ffi::SELINUX_MAGIC,
     ffi::SMACK_MAGIC,
     ffi::BINFMTFS_MAGIC,
+    ffi::RDTGROUP_SUPER_MAGIC,
 ];
 
 /// `loop_check_backing_file()`, and what a device of an unprivileged

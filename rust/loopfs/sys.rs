@@ -919,14 +919,15 @@ impl UserNs {
         })
     }
 
-    /// The host user (global uid) owning the outermost namespace below the
-    /// initial one that this namespace is or descends from: who made the
-    /// container. `None` for the initial namespace.
-    pub(crate) fn container_owner(&self) -> Option<u32> {
-        let outermost = self.lineage().last()? as *mut bindings::user_namespace;
-        // SAFETY: `lineage()` yields live namespaces while `self` holds its
-        // reference; a namespace's owner never changes.
-        Some(unsafe { (*outermost).owner.val })
+    /// The owners (global uids) of the namespaces of `lineage()`, in its
+    /// order: who made each.
+    pub(crate) fn owners(&self) -> impl Iterator<Item = u32> + '_ {
+        self.lineage().map(|key| {
+            let ns = key as *mut bindings::user_namespace;
+            // SAFETY: `lineage()` yields live namespaces while `self` holds
+            // its reference; a namespace's owner never changes.
+            unsafe { (*ns).owner.val }
+        })
     }
 
     /// Whether the current task has `CAP_SYS_ADMIN` in this namespace.

@@ -1003,9 +1003,43 @@ struct count_arg {
 	int want;		/* devices it must get */
 	bool nested;		/* then one more in a nested namespace: ENOSPC */
 	bool root_made;		/* its user namespace made by root, not the user */
+	bool user_inside;	/* the user makes one inside one root made for it */
 	bool holds;		/* says so on ready, holds them until hold closes */
 	int ready, hold;
 };
+
+/*
+ * As a setuid helper does for a user: root makes the caller a user namespace
+ * whose root is the user. Root's, so owned by root; a process outside it,
+ * with root's capabilities there, writes the maps. Returns 0 or -1.
+ */
+static int root_maps_to_user(void)
+{
+	char path[64], c = 'x';
+	pid_t parent = getpid(), helper;
+	int p[2];
+
+	if (pipe(p))
+		return -1;
+	helper = fork();
+	if (helper < 0)
+		return -1;
+	if (helper == 0) {
+		CHILD_CHECK(read(p[0], &c, 1) == 1);
+		snprintf(path, sizeof(path), "/proc/%d/setgroups", parent);
+		CHILD_CHECK(!nsdev_write_file(path, "deny"));
+		snprintf(path, sizeof(path), "/proc/%d/uid_map", parent);
+		CHILD_CHECK(!nsdev_write_file(path, "0 %d 1", NSDEV_UID));
+		snprintf(path, sizeof(path), "/proc/%d/gid_map", parent);
+		CHILD_CHECK(!nsdev_write_file(path, "0 %d 1", NSDEV_GID));
+		_exit(0);
+	}
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) || write(p[1], &c, 1) != 1)
+		return -1;
+	close(p[0]);
+	close(p[1]);
+	return nsdev_wait(helper) ? -1 : 0;
+}
 
 /* Adds devices over two instances until ENOSPC; exits 0 if it got want. */
 static int fill_devices(void *arg)
@@ -1014,12 +1048,21 @@ static int fill_devices(void *arg)
 	char sub[128], path[PATH_MAX];
 	int ctl[2], got = 0, i;
 
-	if (a->root_made) {
+	if (a->user_inside) {
+		CHILD_CHECK(!root_maps_to_user());
+		CHILD_CHECK(!setresgid(0, 0, 0) && !setresuid(0, 0, 0));
+		CHILD_CHECK(!prctl(PR_SET_DUMPABLE, 1, 0, 0, 0));
+		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/setgroups", "deny"));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/uid_map", "0 0 1"));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/gid_map", "0 0 1"));
+	} else if (a->root_made) {
 		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
 		CHILD_CHECK(!nsdev_write_file("/proc/self/setgroups", "deny"));
 		CHILD_CHECK(!nsdev_write_file("/proc/self/uid_map", "0 0 1"));
 		CHILD_CHECK(!nsdev_write_file("/proc/self/gid_map", "0 0 1"));
 	} else {
+
 		CHILD_CHECK(!nsdev_become_userns_root());
 	}
 	CHILD_CHECK(!mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
@@ -1108,7 +1151,8 @@ TEST(per_userns_bound_and_host_reserve)
 
 /*
  * max_devices_per_user bounds the containers of one host user together: a
- * second user namespace of the same user brings no more devices. A user
+ * second user namespace of the same user brings no more devices, nor one it
+ * makes inside a namespace root made for it (a setuid helper's). A user
  * namespace root made is bounded by max_devices_per_userns alone.
  */
 TEST(per_user_bound_across_containers)
@@ -1146,13 +1190,23 @@ TEST(per_user_bound_across_containers)
 	b = (struct count_arg){ .want = 2 };
 	memcpy(b.dir, a.dir, sizeof(b.dir));
 	EXPECT_EQ(0, nsdev_run_child(fill_devices, &b, false));
-	/* Namespaces root made do not count against the user's. */
+	/* Namespaces root made do not count against any user's. */
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_user"), "1"));
 	b = (struct count_arg){ .want = 3, .root_made = true };
+	memcpy(b.dir, a.dir, sizeof(b.dir));
+	EXPECT_EQ(0, nsdev_run_child(fill_devices, &b, false));
+	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_user"), "5"));
+	/* But one the user makes inside one of root's does. */
+	b = (struct count_arg){ .want = 2, .user_inside = true };
 	memcpy(b.dir, a.dir, sizeof(b.dir));
 	EXPECT_EQ(0, nsdev_run_child(fill_devices, &b, false));
 	close(hold[1]);
 	EXPECT_EQ(0, nsdev_wait(pid));
 	close(ready[0]);
+	/* The first container's devices went with it: 3 for the next. */
+	b = (struct count_arg){ .want = 3 };
+	memcpy(b.dir, a.dir, sizeof(b.dir));
+	EXPECT_EQ(0, nsdev_run_child(fill_devices, &b, false));
 
 	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_user"), "%u", user));
 	ASSERT_EQ(0, nsdev_write_file(PARAM("max_devices_per_userns"), "%u", per));

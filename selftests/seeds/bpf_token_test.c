@@ -341,25 +341,40 @@ TEST(token_program_stays_in_delegated_cgroups)
 }
 
 /*
- * Loads a device program that allows everything; with set_retval, one that
- * calls bpf_set_retval(retval) first.
+ * Loads a device program that allows everything, after calling, with
+ * BPF_FUNC_set_retval, bpf_set_retval(arg), or with BPF_FUNC_tail_call,
+ * bpf_tail_call(ctx, the prog array arg, 0); with 0, nothing. The
+ * verifier's log goes to log.
  */
-static int load_allow_all(bool set_retval, int retval, int token)
+static int load_allow_all(int helper, int arg, int token, char *log, size_t size)
 {
-	struct bpf_insn insn[4] = {
-		devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, retval),
-		devguard_insn(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_set_retval),
-		devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1),
-		devguard_insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
-	};
+	struct bpf_insn insn[8];
 	union bpf_attr attr;
+	int n = 0;
+
+	if (helper == BPF_FUNC_set_retval) {
+		insn[n++] = devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, arg);
+	} else if (helper == BPF_FUNC_tail_call) {
+		insn[n++] = devguard_insn(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_2,
+					  BPF_PSEUDO_MAP_FD, 0, arg);
+		insn[n++] = devguard_insn(0, 0, 0, 0, 0);
+		insn[n++] = devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_3, 0, 0, 0);
+	}
+	if (helper)
+		insn[n++] = devguard_insn(BPF_JMP | BPF_CALL, 0, 0, 0, helper);
+	insn[n++] = devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1);
+	insn[n++] = devguard_insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
 
 	memset(&attr, 0, sizeof(attr));
 	attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
 	attr.expected_attach_type = BPF_CGROUP_DEVICE;
-	attr.insns = (__u64)(unsigned long)(set_retval ? insn : insn + 2);
-	attr.insn_cnt = set_retval ? 4 : 2;
+	attr.insns = (__u64)(unsigned long)insn;
+	attr.insn_cnt = n;
 	attr.license = (__u64)(unsigned long)"GPL";
+	attr.log_buf = (__u64)(unsigned long)log;
+	attr.log_size = size;
+	attr.log_level = 1;
+	log[0] = '\0';
 	if (token >= 0) {
 		attr.prog_flags = BPF_F_TOKEN_FD;
 		attr.prog_token_fd = token;
@@ -367,23 +382,39 @@ static int load_allow_all(bool set_retval, int retval, int token)
 	return devguard_bpf(BPF_PROG_LOAD, &attr);
 }
 
+/* Whether the load was refused for the helper, by name. */
+static bool refused(int prog, const char *log, const char *helper)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "cannot use helper %s#", helper);
+	return prog < 0 && errno == EINVAL && strstr(log, want);
+}
+
 /*
  * The attack: in the delegated cgroup that holds the guard, a program of
  * the container's runs after the guard; with bpf_set_retval(0) it would
  * undo the guard's denial of /dev/zero (and any host disk), with
- * bpf_set_retval(1) hand inode_permission() a positive value.
+ * bpf_set_retval(1) hand inode_permission() a positive value; with a tail
+ * call it would reach a program that does either.
  */
 static int undoer(void *arg)
 {
 	const struct cgroups *g = arg;
-	int token, prog, fd;
+	int token, prog, fd, map;
+	static char log[65536];
 
 	token = delegated_token(g->sock);
 	CHILD_CHECK(token >= 0);
-	CHILD_CHECK(load_allow_all(true, 0, token) < 0 && errno == EINVAL);
-	CHILD_CHECK(load_allow_all(true, 1, token) < 0 && errno == EINVAL);
+	CHILD_CHECK(nsdev_recv_fds(g->sock, &map, 1) == 0);
+	prog = load_allow_all(BPF_FUNC_set_retval, 0, token, log, sizeof(log));
+	CHILD_CHECK(refused(prog, log, "bpf_set_retval"));
+	prog = load_allow_all(BPF_FUNC_set_retval, 1, token, log, sizeof(log));
+	CHILD_CHECK(refused(prog, log, "bpf_set_retval"));
+	prog = load_allow_all(BPF_FUNC_tail_call, map, token, log, sizeof(log));
+	CHILD_CHECK(refused(prog, log, "bpf_tail_call"));
 	/* What it may attach there, after the guard, allows nothing more. */
-	prog = load_allow_all(false, 0, token);
+	prog = load_allow_all(0, 0, token, log, sizeof(log));
 	CHILD_CHECK(prog >= 0);
 	CHILD_CHECK(attach_at(prog, g->guarded) == 0);
 	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -397,7 +428,9 @@ static int undoer(void *arg)
 TEST(token_program_cannot_undo_the_guard)
 {
 	struct devguard_rule host_allows = { 'c', 1, 3 };
-	int sk[2], cg, guard, prog, plain;
+	int sk[2], cg, guard, prog, plain, map;
+	static char log[65536];
+	union bpf_attr attr;
 	struct cgroups g;
 	pid_t pid;
 
@@ -410,9 +443,20 @@ TEST(token_program_cannot_undo_the_guard)
 	guard = devguard_load(&host_allows, 1, BPF_F_CGROUP_DEVICE_GUARD, -1);
 	ASSERT_LE(0, guard);
 	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
-	/* Without a token the same program loads: the helper is there. */
-	plain = load_allow_all(true, 0, -1);
-	EXPECT_LE(0, plain) TH_LOG("load: %s", strerror(errno));
+	/* A prog array the host hands the container. */
+	memset(&attr, 0, sizeof(attr));
+	attr.map_type = BPF_MAP_TYPE_PROG_ARRAY;
+	attr.key_size = 4;
+	attr.value_size = 4;
+	attr.max_entries = 1;
+	map = devguard_bpf(BPF_MAP_CREATE, &attr);
+	ASSERT_LE(0, map) TH_LOG("prog array: %s", strerror(errno));
+	/* Without a token the same programs load: the helpers are there. */
+	plain = load_allow_all(BPF_FUNC_set_retval, 0, -1, log, sizeof(log));
+	EXPECT_LE(0, plain) TH_LOG("load: %s %s", strerror(errno), log);
+	close(plain);
+	plain = load_allow_all(BPF_FUNC_tail_call, map, -1, log, sizeof(log));
+	EXPECT_LE(0, plain) TH_LOG("load: %s %s", strerror(errno), log);
 	close(plain);
 
 	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
@@ -427,11 +471,13 @@ TEST(token_program_cannot_undo_the_guard)
 	/* A container that dies ends the conversation. */
 	close(sk[1]);
 	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
+	ASSERT_EQ(0, nsdev_send_fds(sk[0], &map, 1));
 	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &prog, 1)) TH_LOG("the container failed");
 	EXPECT_EQ(0, nsdev_wait(pid));
 
 	devguard_detach(prog, cg);
 	devguard_detach(guard, cg);
+	close(map);
 	rmdir(g.guarded);
 }
 
