@@ -68,6 +68,21 @@ static inline int nsdev_wait(pid_t pid)
 }
 
 /*
+ * Root of a new user and mount namespace of the caller's own: its ids map
+ * to themselves (0 to 0 for host root, whose namespace it then is).
+ * Returns 0 or -1.
+ */
+static inline int nsdev_become_userns_root_of_self(void)
+{
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) ||
+	    nsdev_write_file("/proc/self/setgroups", "deny") ||
+	    nsdev_write_file("/proc/self/uid_map", "0 0 1") ||
+	    nsdev_write_file("/proc/self/gid_map", "0 0 1"))
+		return -1;
+	return 0;
+}
+
+/*
  * Runs fn(arg) in a child. With userns set, the child first becomes root of
  * a new user and mount namespace as an unprivileged user. Returns what
  * nsdev_wait() returns: 0 when fn returned 0.

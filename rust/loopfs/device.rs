@@ -60,7 +60,7 @@ pub(crate) struct Counts {
     /// the namespace's address; only namespaces with devices are here.
     per_ns: RBTree<usize, u32>,
     /// Devices of the instances of all namespaces a host user other than
-    /// root made (`UserNs::container_owner()`), keyed by the global uid;
+    /// root made (`container_user()`), keyed by the global uid;
     /// only users with devices are here.
     per_user: RBTree<u32, u32>,
     /// Devices of unmounted instances not removed yet, by address.

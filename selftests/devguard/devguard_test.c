@@ -145,24 +145,13 @@ struct container {
 	bool root_owned;	/* its user namespace is host root's, not nobody's */
 };
 
-/* Root of a new user and mount namespace that host root owns (0 maps to 0). */
-static int become_userns_root_of_root(void)
-{
-	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) ||
-	    nsdev_write_file("/proc/self/setgroups", "deny") ||
-	    nsdev_write_file("/proc/self/uid_map", "0 0 1") ||
-	    nsdev_write_file("/proc/self/gid_map", "0 0 1"))
-		return -1;
-	return 0;
-}
-
 static int enter_container(void *p)
 {
 	struct container *c = p;
 
 	CHILD_CHECK(nsdev_join_cgroup(c->cgroup) == 0);
 	if (c->root_owned)
-		CHILD_CHECK(become_userns_root_of_root() == 0);
+		CHILD_CHECK(nsdev_become_userns_root_of_self() == 0);
 	else
 		CHILD_CHECK(nsdev_become_userns_root() == 0);
 	CHILD_CHECK(mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) == 0);

@@ -1052,17 +1052,10 @@ static int fill_devices(void *arg)
 		CHILD_CHECK(!root_maps_to_user());
 		CHILD_CHECK(!setresgid(0, 0, 0) && !setresuid(0, 0, 0));
 		CHILD_CHECK(!prctl(PR_SET_DUMPABLE, 1, 0, 0, 0));
-		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/setgroups", "deny"));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/uid_map", "0 0 1"));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/gid_map", "0 0 1"));
+		CHILD_CHECK(!nsdev_become_userns_root_of_self());
 	} else if (a->root_made) {
-		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/setgroups", "deny"));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/uid_map", "0 0 1"));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/gid_map", "0 0 1"));
+		CHILD_CHECK(!nsdev_become_userns_root_of_self());
 	} else {
-
 		CHILD_CHECK(!nsdev_become_userns_root());
 	}
 	CHILD_CHECK(!mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
@@ -1089,10 +1082,7 @@ static int fill_devices(void *arg)
 	}
 	if (a->nested) {
 		/* A namespace of its own does not escape the bound. */
-		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/setgroups", "deny"));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/uid_map", "0 0 1"));
-		CHILD_CHECK(!nsdev_write_file("/proc/self/gid_map", "0 0 1"));
+		CHILD_CHECK(!nsdev_become_userns_root_of_self());
 		snprintf(sub, sizeof(sub), "%s/nested", a->dir);
 		CHILD_CHECK(!mkdir(sub, 0755) && !mount("loop", sub, "loop", 0, NULL));
 		snprintf(path, sizeof(path), "%s/loop-control", sub);

@@ -237,110 +237,6 @@ struct cgroups {
 };
 
 /*
- * The attack: with a delegated token, a deny-all device program, attached
- * above the container, would deny the host its devices. Only its own
- * cgroup takes it.
- */
-static int attacker(void *arg)
-{
-	const struct cgroups *g = arg;
-	int token, prog, root;
-
-	token = delegated_token(g->sock);
-	CHILD_CHECK(token >= 0);
-	prog = devguard_load(NULL, 0, 0, token);
-	CHILD_CHECK(prog >= 0);
-	/* Not writable by it: the root cgroup, the guard's, an undelegated one. */
-	CHILD_CHECK(attach_at(prog, "/sys/fs/cgroup") == EPERM);
-	CHILD_CHECK(attach_at(prog, g->guarded) == EPERM);
-	CHILD_CHECK(attach_at(prog, g->other) == EPERM);
-	root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	CHILD_CHECK(root >= 0 && link_create(prog, root) < 0 && errno == EPERM);
-	/* Delegated to its user, but not below a guard. */
-	CHILD_CHECK(attach_at(prog, g->unguarded) == EPERM);
-	/* In its own cgroup namespace, its sibling's cgroup is out of reach. */
-	CHILD_CHECK(unshare(CLONE_NEWCGROUP) == 0);
-	CHILD_CHECK(attach_at(prog, g->sibling) == EPERM);
-	/* Its own cgroup takes it, and then it denies only the container. */
-	CHILD_CHECK(attach_at(prog, g->own) == 0);
-	CHILD_CHECK(open("/dev/null", O_RDWR | O_CLOEXEC) < 0 && errno == EPERM);
-	CHILD_CHECK(nsdev_send_fds(g->sock, &prog, 1) == 0);
-	return 0;
-}
-
-TEST(token_program_stays_in_delegated_cgroups)
-{
-	struct devguard_rule host_allows[] = { { 'c', 1, 3 }, { 'c', 1, 5 } };
-	struct bpf_insn allow_all[2] = {
-		devguard_insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1),
-		devguard_insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
-	};
-	int sk[2], cg, root, guard, prog, plain, fd;
-	struct cgroups g;
-	union bpf_attr attr;
-	pid_t pid;
-
-	snprintf(g.guarded, sizeof(g.guarded), "/sys/fs/cgroup/token_deleg.%d", getpid());
-	snprintf(g.own, sizeof(g.own), "%s/own", g.guarded);
-	snprintf(g.sibling, sizeof(g.sibling), "%s/sibling", g.guarded);
-	snprintf(g.other, sizeof(g.other), "%s/other", g.guarded);
-	snprintf(g.unguarded, sizeof(g.unguarded), "/sys/fs/cgroup/token_unguarded.%d", getpid());
-	ASSERT_EQ(0, mkdir(g.guarded, 0755));
-	ASSERT_EQ(0, mkdir(g.own, 0755));
-	ASSERT_EQ(0, mkdir(g.sibling, 0755));
-	ASSERT_EQ(0, mkdir(g.other, 0755));
-	ASSERT_EQ(0, mkdir(g.unguarded, 0755));
-	ASSERT_EQ(0, nsdev_delegate_cgroup(g.own, NSDEV_UID, NSDEV_GID));
-	ASSERT_EQ(0, nsdev_delegate_cgroup(g.sibling, NSDEV_UID, NSDEV_GID));
-	ASSERT_EQ(0, nsdev_delegate_cgroup(g.unguarded, NSDEV_UID, NSDEV_GID));
-	cg = open(g.guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	guard = devguard_load(host_allows, 2, BPF_F_CGROUP_DEVICE_GUARD, -1);
-	ASSERT_LE(0, guard);
-	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
-
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
-	g.sock = sk[1];
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		CHILD_CHECK(nsdev_join_cgroup(g.own) == 0);
-		CHILD_CHECK(nsdev_become_userns_root() == 0);
-		_exit(attacker(&g));
-	}
-	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
-	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &prog, 1)) TH_LOG("the container failed");
-	EXPECT_EQ(0, nsdev_wait(pid));
-
-	/* Host root still opens its devices. */
-	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	EXPECT_LE(0, fd);
-	close(fd);
-	/* Not even host root attaches a token-loaded program outside a guard. */
-	EXPECT_EQ(EPERM, attach_at(prog, "/sys/fs/cgroup"));
-	EXPECT_EQ(EPERM, attach_at(prog, g.unguarded));
-	/* A program loaded without a token: today's rules. */
-	memset(&attr, 0, sizeof(attr));
-	attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-	attr.expected_attach_type = BPF_CGROUP_DEVICE;
-	attr.insns = (__u64)(unsigned long)allow_all;
-	attr.insn_cnt = 2;
-	attr.license = (__u64)(unsigned long)"GPL";
-	plain = devguard_bpf(BPF_PROG_LOAD, &attr);
-	ASSERT_LE(0, plain);
-	root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ASSERT_LE(0, root);
-	EXPECT_EQ(0, devguard_attach(plain, root, BPF_F_ALLOW_MULTI));
-	EXPECT_EQ(0, devguard_detach(plain, root));
-
-	devguard_detach(guard, cg);
-	rmdir(g.own);
-	rmdir(g.sibling);
-	rmdir(g.other);
-	rmdir(g.guarded);
-	rmdir(g.unguarded);
-}
-
-/*
  * Loads a device program that allows everything, after calling, with
  * BPF_FUNC_set_retval, bpf_set_retval(arg), or with BPF_FUNC_tail_call,
  * bpf_tail_call(ctx, the prog array arg, 0); with 0, nothing. The
@@ -389,6 +285,100 @@ static bool refused(int prog, const char *log, const char *helper)
 
 	snprintf(want, sizeof(want), "cannot use helper %s#", helper);
 	return prog < 0 && errno == EINVAL && strstr(log, want);
+}
+
+/*
+ * The attack: with a delegated token, a deny-all device program, attached
+ * above the container, would deny the host its devices. Only its own
+ * cgroup takes it.
+ */
+static int attacker(void *arg)
+{
+	const struct cgroups *g = arg;
+	int token, prog, root;
+
+	token = delegated_token(g->sock);
+	CHILD_CHECK(token >= 0);
+	prog = devguard_load(NULL, 0, 0, token);
+	CHILD_CHECK(prog >= 0);
+	/* Not writable by it: the root cgroup, the guard's, an undelegated one. */
+	CHILD_CHECK(attach_at(prog, "/sys/fs/cgroup") == EPERM);
+	CHILD_CHECK(attach_at(prog, g->guarded) == EPERM);
+	CHILD_CHECK(attach_at(prog, g->other) == EPERM);
+	root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	CHILD_CHECK(root >= 0 && link_create(prog, root) < 0 && errno == EPERM);
+	/* Delegated to its user, but not below a guard. */
+	CHILD_CHECK(attach_at(prog, g->unguarded) == EPERM);
+	/* In its own cgroup namespace, its sibling's cgroup is out of reach. */
+	CHILD_CHECK(unshare(CLONE_NEWCGROUP) == 0);
+	CHILD_CHECK(attach_at(prog, g->sibling) == EPERM);
+	/* Its own cgroup takes it, and then it denies only the container. */
+	CHILD_CHECK(attach_at(prog, g->own) == 0);
+	CHILD_CHECK(open("/dev/null", O_RDWR | O_CLOEXEC) < 0 && errno == EPERM);
+	CHILD_CHECK(nsdev_send_fds(g->sock, &prog, 1) == 0);
+	return 0;
+}
+
+TEST(token_program_stays_in_delegated_cgroups)
+{
+	struct devguard_rule host_allows[] = { { 'c', 1, 3 }, { 'c', 1, 5 } };
+	int sk[2], cg, root, guard, prog, plain, fd;
+	static char log[65536];
+	struct cgroups g;
+	pid_t pid;
+
+	snprintf(g.guarded, sizeof(g.guarded), "/sys/fs/cgroup/token_deleg.%d", getpid());
+	snprintf(g.own, sizeof(g.own), "%s/own", g.guarded);
+	snprintf(g.sibling, sizeof(g.sibling), "%s/sibling", g.guarded);
+	snprintf(g.other, sizeof(g.other), "%s/other", g.guarded);
+	snprintf(g.unguarded, sizeof(g.unguarded), "/sys/fs/cgroup/token_unguarded.%d", getpid());
+	ASSERT_EQ(0, mkdir(g.guarded, 0755));
+	ASSERT_EQ(0, mkdir(g.own, 0755));
+	ASSERT_EQ(0, mkdir(g.sibling, 0755));
+	ASSERT_EQ(0, mkdir(g.other, 0755));
+	ASSERT_EQ(0, mkdir(g.unguarded, 0755));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(g.own, NSDEV_UID, NSDEV_GID));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(g.sibling, NSDEV_UID, NSDEV_GID));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(g.unguarded, NSDEV_UID, NSDEV_GID));
+	cg = open(g.guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	guard = devguard_load(host_allows, 2, BPF_F_CGROUP_DEVICE_GUARD, -1);
+	ASSERT_LE(0, guard);
+	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
+	g.sock = sk[1];
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(nsdev_join_cgroup(g.own) == 0);
+		CHILD_CHECK(nsdev_become_userns_root() == 0);
+		_exit(attacker(&g));
+	}
+	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
+	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &prog, 1)) TH_LOG("the container failed");
+	EXPECT_EQ(0, nsdev_wait(pid));
+
+	/* Host root still opens its devices. */
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	EXPECT_LE(0, fd);
+	close(fd);
+	/* Not even host root attaches a token-loaded program outside a guard. */
+	EXPECT_EQ(EPERM, attach_at(prog, "/sys/fs/cgroup"));
+	EXPECT_EQ(EPERM, attach_at(prog, g.unguarded));
+	/* A program loaded without a token: today's rules. */
+	plain = load_allow_all(0, 0, -1, log, sizeof(log));
+	ASSERT_LE(0, plain) TH_LOG("load: %s %s", strerror(errno), log);
+	root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, root);
+	EXPECT_EQ(0, devguard_attach(plain, root, BPF_F_ALLOW_MULTI));
+	EXPECT_EQ(0, devguard_detach(plain, root));
+
+	devguard_detach(guard, cg);
+	rmdir(g.own);
+	rmdir(g.sibling);
+	rmdir(g.other);
+	rmdir(g.guarded);
+	rmdir(g.unguarded);
 }
 
 /*
