@@ -18,7 +18,6 @@ use kernel::{
     fmt, new_mutex,
     prelude::*,
     rbtree::{RBTree, RBTreeNodeReservation},
-    str::CString,
     sync::{Arc, ArcBorrow, Mutex},
     types::ForeignOwnable,
 };
@@ -98,12 +97,48 @@ struct Inner {
     devices: RBTree<u32, Entry>,
 }
 
-/// `loopN` for the device, `loopNpM` for its partition M (M > 0).
-pub(crate) fn node_name(number: u32, partition: usize) -> Result<CString> {
-    if partition == 0 {
-        CString::try_from_fmt(fmt!("loop{}", number))
-    } else {
-        CString::try_from_fmt(fmt!("loop{}p{}", number, partition))
+/// The name of a node, `loopN` for the device, `loopNpM` for its partition
+/// M (M > 0), made on the stack: removing a node never fails for memory.
+pub(crate) struct NodeName {
+    buf: [u8; NodeName::SIZE],
+    len: usize,
+}
+
+impl NodeName {
+    /// `loop`, a `u32`, `p`, a partition number and the NUL, with room.
+    const SIZE: usize = 32;
+
+    pub(crate) fn new(number: u32, partition: usize) -> Self {
+        let mut name = NodeName {
+            buf: [0; Self::SIZE],
+            len: 0,
+        };
+        // Cannot fail: `write_str` drops what does not fit (nothing does).
+        let _ = if partition == 0 {
+            core::fmt::Write::write_fmt(&mut name, fmt!("loop{}", number))
+        } else {
+            core::fmt::Write::write_fmt(&mut name, fmt!("loop{}p{}", number, partition))
+        };
+        name
+    }
+
+    pub(crate) fn as_cstr(&self) -> &CStr {
+        // SAFETY: `write_str` stores no NUL and leaves the last byte of
+        // `buf` alone, so `buf[len]` is the first NUL: `len < SIZE`.
+        unsafe { CStr::from_bytes_with_nul_unchecked(&self.buf[..=self.len]) }
+    }
+}
+
+impl core::fmt::Write for NodeName {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if b == 0 || self.len + 1 >= Self::SIZE {
+                return Err(core::fmt::Error);
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
     }
 }
 
@@ -111,14 +146,10 @@ pub(crate) fn node_name(number: u32, partition: usize) -> Result<CString> {
 fn remove_nodes(sb: &SuperBlock, number: u32, part_nodes: u64) {
     for i in 0..MAX_PART_NODES {
         if part_nodes & (1u64 << i) != 0 {
-            if let Ok(name) = node_name(number, i + 1) {
-                sb.remove_node(&name);
-            }
+            sb.remove_node(NodeName::new(number, i + 1).as_cstr());
         }
     }
-    if let Ok(name) = node_name(number, 0) {
-        sb.remove_node(&name);
-    }
+    sb.remove_node(NodeName::new(number, 0).as_cstr());
 }
 
 impl Instance {
@@ -137,14 +168,12 @@ impl Instance {
         let devts = disk.partitions::<MAX_PART_NODES>();
         for (i, &devt) in devts.iter().enumerate() {
             let bit = 1u64 << i;
-            let Ok(name) = node_name(dev.number, i + 1) else {
-                continue;
-            };
+            let name = NodeName::new(dev.number, i + 1);
             if entry.part_nodes & bit != 0 {
-                sb.remove_node(&name);
+                sb.remove_node(name.as_cstr());
                 entry.part_nodes &= !bit;
             }
-            if devt != 0 && sb.add_node(&name, devt, dev.id).is_ok() {
+            if devt != 0 && sb.add_node(name.as_cstr(), devt, dev.id).is_ok() {
                 entry.part_nodes |= bit;
             }
         }
@@ -175,7 +204,7 @@ impl Instance {
             }
             number
         };
-        let name = node_name(number, 0)?;
+        let name = NodeName::new(number, 0);
         let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
         // The disk is made, and on failure deleted, with no lock held.
         let dev = Device::new(number, self.clone())?;
@@ -185,7 +214,7 @@ impl Instance {
                 .sb
                 .as_ref()
                 .ok_or(ENODEV)?
-                .add_node(&name, devt, dev.id)?;
+                .add_node(name.as_cstr(), devt, dev.id)?;
             let entry = Entry {
                 dev: dev.clone(),
                 part_nodes: 0,

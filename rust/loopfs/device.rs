@@ -33,7 +33,7 @@ use kernel::{
     error::code::*,
     new_spinlock, new_work,
     prelude::*,
-    rbtree::{RBTree, RBTreeNode},
+    rbtree::{Entry, RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{Arc, Mutex, SpinLock},
     uaccess::UserSlice,
     workqueue::{impl_has_work, Work, WorkItem},
@@ -178,38 +178,45 @@ impl DeviceSlot {
             return Err(ENOSPC);
         }
         let per_ns = sys::max_devices_per_userns();
-        // One host user's containers share a bound: else each new user
-        // namespace it makes would bring `max_devices_per_userns` more.
-        let user = container_user(ns);
-        // Every level first: a refusal leaves nothing behind.
+        // Every count is checked, and a node for it allocated, before any
+        // is changed: a refusal or a failure leaves nothing behind.
+        let mut ns_nodes = KVec::new();
         for key in ns.lineage() {
             if counts.per_ns.get(&key).copied().unwrap_or(0) >= per_ns {
                 return Err(ENOSPC);
             }
+            ns_nodes.push((key, RBTreeNodeReservation::new(GFP_KERNEL)?), GFP_KERNEL)?;
         }
-        if let Some(uid) = user {
-            if counts.per_user.get(&uid).copied().unwrap_or(0) >= sys::max_devices_per_user() {
-                return Err(ENOSPC);
+        // One host user's containers share a bound: else each new user
+        // namespace it makes would bring `max_devices_per_userns` more.
+        let user_node = match container_user(ns) {
+            Some(uid)
+                if counts.per_user.get(&uid).copied().unwrap_or(0)
+                    >= sys::max_devices_per_user() =>
+            {
+                return Err(ENOSPC)
             }
-            if counts.per_user.get(&uid).is_none() {
-                counts.per_user.insert(RBTreeNode::new(uid, 0, GFP_KERNEL)?);
-            }
+            Some(uid) => Some((uid, RBTreeNodeReservation::new(GFP_KERNEL)?)),
+            None => None,
+        };
+        for (key, node) in ns_nodes {
+            count(&mut counts.per_ns, key, node);
         }
-        for key in ns.lineage() {
-            if counts.per_ns.get(&key).is_none() {
-                counts.per_ns.insert(RBTreeNode::new(key, 0, GFP_KERNEL)?);
-            }
-        }
-        for key in ns.lineage() {
-            if let Some(n) = counts.per_ns.get_mut(&key) {
-                *n += 1;
-            }
-        }
-        if let Some(n) = user.and_then(|uid| counts.per_user.get_mut(&uid)) {
-            *n += 1;
+        if let Some((uid, node)) = user_node {
+            count(&mut counts.per_user, uid, node);
         }
         counts.total += 1;
         Ok(DeviceSlot { ns: ns.clone_ref() })
+    }
+}
+
+/// Adds one device to `key`'s count; `node` becomes the key's if it is new.
+fn count<K: Ord>(tree: &mut RBTree<K, u32>, key: K, node: RBTreeNodeReservation<K, u32>) {
+    match tree.entry(key) {
+        Entry::Occupied(mut n) => *n.get_mut() += 1,
+        Entry::Vacant(n) => {
+            n.insert(1, node);
+        }
     }
 }
 
