@@ -128,6 +128,18 @@ static inline int devguard_detach(int prog_fd, int cgroup_fd)
 	return devguard_bpf(BPF_PROG_DETACH, &attr);
 }
 
+/* A link of a device program to the cgroup open at cgroup_fd. */
+static inline int devguard_link(int prog_fd, int cgroup_fd)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.link_create.prog_fd = prog_fd;
+	attr.link_create.target_fd = cgroup_fd;
+	attr.link_create.attach_type = BPF_CGROUP_DEVICE;
+	return devguard_bpf(BPF_LINK_CREATE, &attr);
+}
+
 /*
  * Adds what a container needs to use loopfs: its loop-control nodes (char
  * "loopfs-control") and its disks (block "loopfs"). Returns the new count.

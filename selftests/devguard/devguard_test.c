@@ -109,6 +109,41 @@ TEST(guard_needs_init_cap_sys_admin)
 	EXPECT_EQ(EPERM, errno);
 }
 
+/*
+ * The attack: a guard attached by a link goes with the link's last close or
+ * a BPF_LINK_DETACH, which need no capability: a container handed the
+ * link's fd (or closing the runtime's copy it inherited) would remove the
+ * guard. A guard is attached by program only, and no link is updated to
+ * one; what links do hold, plain device programs, still attaches.
+ */
+TEST(guard_is_never_a_link)
+{
+	int guard, plain, cg, link;
+	char path[128];
+	union bpf_attr attr;
+
+	snprintf(path, sizeof(path), CG_ROOT "/devguard_link.%d", getpid());
+	ASSERT_EQ(0, mkdir(path, 0755));
+	cg = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, cg);
+	guard = load_guard(BPF_F_CGROUP_DEVICE_GUARD);
+	plain = load_guard(0);
+	ASSERT_LE(0, guard);
+	ASSERT_LE(0, plain);
+	EXPECT_EQ(-1, devguard_link(guard, cg));
+	EXPECT_EQ(EINVAL, errno);
+	link = devguard_link(plain, cg);
+	ASSERT_LE(0, link) TH_LOG("link: %s", strerror(errno));
+	memset(&attr, 0, sizeof(attr));
+	attr.link_update.link_fd = link;
+	attr.link_update.new_prog_fd = guard;
+	EXPECT_EQ(-1, devguard_bpf(BPF_LINK_UPDATE, &attr));
+	EXPECT_EQ(EINVAL, errno);
+	close(link);
+	close(cg);
+	EXPECT_EQ(0, rmdir(path));
+}
+
 FIXTURE(guarded) {
 	char cgroup[128];
 	char work[64];

@@ -12,6 +12,10 @@
  *   discards and flushes; rmmod attempts (and reloading the module when one
  *   succeeds).
  *
+ * Where the kernel has failslab (CONFIG_FAILSLAB, debugfs), one operation in
+ * eight, other than I/O, closes and rmmod, runs with one of its allocations
+ * failed (/proc/thread-self/fail-nth), the first to the 512th, at random.
+ *
  * Errors of single operations are expected (the sequences are random); what
  * must hold is that nothing crashes or hangs, the kernel log stays clean
  * (checked by the runner), and that afterwards no device, instance or
@@ -66,9 +70,14 @@ struct worker {
 	unsigned long long rng;
 	long ops;
 	struct held held[HELD];
-	long done[16], failed[16];
+	long done[16], failed[16], faulted;
 	int last_errno[16];
 };
+
+#define FAILSLAB "/sys/kernel/debug/failslab/"
+
+/* Whether operations run with allocation failures (failslab is set up). */
+static bool faults;
 
 static const char *const op_names[] = {
 	"mount", "umount", "remount", "open-ctl", "ctl-ioctl", "open-dev",
@@ -318,22 +327,51 @@ static unsigned int choose(struct worker *w)
 	return i;
 }
 
+/* Operations that may run with an allocation failed: not io, close, rmmod. */
+#define FAULT_OPS (~(1u << 7 | 1u << 8 | 1u << 9))
+
+/* Fails the n-th allocation of this task from now on (0: none). */
+static void fail_nth(int fd, unsigned int n)
+{
+	char buf[16];
+	int len = snprintf(buf, sizeof(buf), "%u", n);
+
+	if (fd >= 0 && pwrite(fd, buf, len, 0) != len)
+		fprintf(stderr, "# fail-nth: %s\n", strerror(errno));
+}
+
 static void run_worker(struct worker *w)
 {
+	int i, fail = -1;
 	long n;
-	int i;
 
+	if (faults)
+		fail = open("/proc/thread-self/fail-nth", O_RDWR | O_CLOEXEC);
 	for (i = 0; i < HELD; i++)
 		w->held[i].fd = -1;
 	for (n = 0; n < w->ops; n++) {
 		unsigned int op = choose(w);
+		/* Drawn on every kernel: a seed gives the same sequence. */
+		unsigned int nth = 1 + rnd(w, 1u << rnd(w, 10));
+		bool fault = fail >= 0 && (FAULT_OPS & (1u << op)) && !rnd(w, 8);
+		int ret, err;
 
-		if (one_op(w, op)) {
+		if (fault) {
+			fail_nth(fail, nth);
+			w->faulted++;
+		}
+		ret = one_op(w, op);
+		err = errno;
+		if (fault)
+			fail_nth(fail, 0);
+		if (ret) {
 			w->failed[op]++;
-			w->last_errno[op] = errno;
+			w->last_errno[op] = err;
 		}
 		w->done[op]++;
 	}
+	if (fail >= 0)
+		close(fail);
 	for (i = 0; i < HELD; i++)
 		if (w->held[i].fd >= 0)
 			close(w->held[i].fd);
@@ -350,7 +388,8 @@ static void report(struct worker *w, int index)
 		len += snprintf(line + len, sizeof(line) - len, " %s %ld/%ld(%d)",
 				op_names[op], w->failed[op], w->done[op],
 				w->last_errno[op]);
-	printf("# %s/%d failed/done(last errno):%s\n", w->g->name, index, line);
+	printf("# %s/%d failed/done(last errno):%s; %ld with an allocation failed\n",
+	       w->g->name, index, line, w->faulted);
 	fflush(stdout);
 }
 
@@ -508,6 +547,7 @@ int main(int argc, char **argv)
 	unsigned long long seed = nsdev_seed("NSDEV_STRESS_SEED");
 	long ops = nsdev_env_count("NSDEV_STRESS_OPS", 3000);
 	int workers = 2, opt, i, bad = 0;
+	char gfp_wait[8], verbose[8];
 	struct timespec t0, t1;
 	pid_t pids[2];
 
@@ -531,9 +571,16 @@ int main(int argc, char **argv)
 	if (workers < 1 || workers > 16 || ops < 1)
 		return 2;
 
+	/* Allocations that may sleep fail too; no report of each failure. */
+	faults = nsdev_read_file(FAILSLAB "ignore-gfp-wait", gfp_wait, sizeof(gfp_wait)) > 0 &&
+		 nsdev_read_file(FAILSLAB "verbose", verbose, sizeof(verbose)) > 0 &&
+		 !access("/proc/thread-self/fail-nth", W_OK) &&
+		 !nsdev_write_file(FAILSLAB "ignore-gfp-wait", "N") &&
+		 !nsdev_write_file(FAILSLAB "verbose", "0");
+
 	printf("TAP version 13\n1..1\n");
-	printf("# seed %llu, %ld operations, %d workers in each of 2 groups\n",
-	       seed, ops, workers);
+	printf("# seed %llu, %ld operations, %d workers in each of 2 groups%s\n",
+	       seed, ops, workers, faults ? ", allocation failures" : "");
 	fflush(stdout);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < 2; i++) {
@@ -554,6 +601,10 @@ int main(int argc, char **argv)
 		rmdir(groups[i].base);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (faults) {
+		nsdev_write_file(FAILSLAB "ignore-gfp-wait", "%s", gfp_wait);
+		nsdev_write_file(FAILSLAB "verbose", "%s", verbose);
+	}
 	if (loopfs_disks_left()) {
 		printf("# loopfs disks left behind\n");
 		bad = 1;

@@ -203,17 +203,6 @@ TEST(delegated_token_narrows_the_guard)
 	rmdir(c.work);
 }
 
-static int link_create(int prog, int cg)
-{
-	union bpf_attr attr;
-
-	memset(&attr, 0, sizeof(attr));
-	attr.link_create.prog_fd = prog;
-	attr.link_create.target_fd = cg;
-	attr.link_create.attach_type = BPF_CGROUP_DEVICE;
-	return devguard_bpf(BPF_LINK_CREATE, &attr);
-}
-
 /* Attaches prog to the cgroup at path: 0, or errno. */
 static int attach_at(int prog, const char *path)
 {
@@ -306,7 +295,7 @@ static int attacker(void *arg)
 	CHILD_CHECK(attach_at(prog, g->guarded) == EPERM);
 	CHILD_CHECK(attach_at(prog, g->other) == EPERM);
 	root = open("/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	CHILD_CHECK(root >= 0 && link_create(prog, root) < 0 && errno == EPERM);
+	CHILD_CHECK(root >= 0 && devguard_link(prog, root) < 0 && errno == EPERM);
 	/* Delegated to its user, but not below a guard. */
 	CHILD_CHECK(attach_at(prog, g->unguarded) == EPERM);
 	/* In its own cgroup namespace, its sibling's cgroup is out of reach. */
@@ -468,6 +457,109 @@ TEST(token_program_cannot_undo_the_guard)
 	devguard_detach(prog, cg);
 	devguard_detach(guard, cg);
 	close(map);
+	rmdir(g.guarded);
+}
+
+/*
+ * The attack: a token-loaded program attached to a cgroup of the container's
+ * while the container removes that cgroup. The attach takes the cgroup
+ * from its fd while it lives, the removal can run to its end before the
+ * attach takes the cgroup lock, and the checks on the delegation and the
+ * guard then looked at a dead cgroup (its cgroup.procs gone, its programs
+ * freed): a NULL dereference with the cgroup lock held. Each attach must
+ * succeed, or fail with ENOENT (gone before), ENODEV (gone during) or
+ * EINVAL (attached to that cgroup already).
+ */
+static bool within(const struct timespec *start, int seconds)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec - start->tv_sec < seconds;
+}
+
+static int racer(void *arg)
+{
+	const struct cgroups *g = arg;
+	int token, prog, cg, attached = 0, again = 0, gone = 0, dead = 0, made = 0;
+	static char log[65536];
+	struct timespec start;
+	pid_t remover;
+
+	token = delegated_token(g->sock);
+	CHILD_CHECK(token >= 0);
+	prog = load_allow_all(0, 0, token, log, sizeof(log));
+	CHILD_CHECK(prog >= 0);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	remover = fork();
+	CHILD_CHECK(remover >= 0);
+	if (remover == 0) {
+		while (within(&start, 3)) {
+			CHILD_CHECK(!mkdir(g->sibling, 0755) || errno == EEXIST);
+			rmdir(g->sibling);
+		}
+		_exit(0);
+	}
+	while (within(&start, 3)) {
+		cg = open(g->sibling, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cg < 0)
+			continue;
+		made++;
+		if (!devguard_attach(prog, cg, BPF_F_ALLOW_MULTI)) {
+			attached++;
+		} else if (errno == EINVAL) {
+			again++;	/* attached to this one already */
+		} else if (errno == ENOENT) {
+			gone++;
+		} else {
+			CHILD_CHECK(errno == ENODEV);
+			dead++;
+		}
+		close(cg);
+	}
+	CHILD_CHECK(nsdev_wait(remover) == 0);
+	printf("# %d attaches: %d attached, %d there already, cgroup gone %d, removed during the attach %d\n",
+	       made, attached, again, gone, dead);
+	/* The race was run: the cgroup was there to attach to. */
+	CHILD_CHECK(made > 0);
+	return 0;
+}
+
+TEST(token_attach_racing_cgroup_removal)
+{
+	struct devguard_rule host_allows = { 'c', 1, 3 };
+	int sk[2], cg, guard;
+	struct cgroups g;
+	pid_t pid;
+
+	snprintf(g.guarded, sizeof(g.guarded), "/sys/fs/cgroup/token_race.%d", getpid());
+	snprintf(g.own, sizeof(g.own), "%s/own", g.guarded);
+	snprintf(g.sibling, sizeof(g.sibling), "%s/own/x", g.guarded);
+	ASSERT_EQ(0, mkdir(g.guarded, 0755));
+	ASSERT_EQ(0, mkdir(g.own, 0755));
+	ASSERT_EQ(0, nsdev_delegate_cgroup(g.own, NSDEV_UID, NSDEV_GID));
+	cg = open(g.guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ASSERT_LE(0, cg);
+	guard = devguard_load(&host_allows, 1, BPF_F_CGROUP_DEVICE_GUARD, -1);
+	ASSERT_LE(0, guard);
+	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
+	g.sock = sk[1];
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(nsdev_join_cgroup(g.own) == 0);
+		CHILD_CHECK(nsdev_become_userns_root() == 0);
+		_exit(racer(&g));
+	}
+	close(sk[1]);
+	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
+	EXPECT_EQ(0, nsdev_wait(pid));
+
+	rmdir(g.sibling);
+	devguard_detach(guard, cg);
+	rmdir(g.own);
 	rmdir(g.guarded);
 }
 
