@@ -93,20 +93,24 @@ void loopfs_put_user_ns(struct user_namespace *ns)
  * open: a node outlives its device when someone holds it (O_PATH, a bind
  * mount), and its number may by then belong to another disk. What opens must
  * be a disk or partition of the very device the node was made for, whose id
- * the inode keeps; else ENXIO.
+ * the inode keeps; else ENXIO. A node taken out of the instance loses the id
+ * (0, which no device has) and opens nothing: not even the open of whatever
+ * disk has its number now (its driver's open, an exclusive claim) runs.
  */
 static const struct file_operations *loopfs_def_blk_fops;
 static const struct file_operations *loopfs_node_fops;
 
 static int loopfs_node_open(struct inode *inode, struct file *file)
 {
+	u64 id = (uintptr_t)READ_ONCE(inode->i_private);
 	int ret;
 
+	if (!id)
+		return -ENXIO;
 	ret = loopfs_def_blk_fops->open(inode, file);
 	if (ret)
 		return ret;
-	if (!loopfs_bdev_has_id(I_BDEV(file->f_mapping->host),
-				(uintptr_t)inode->i_private)) {
+	if (!loopfs_bdev_has_id(I_BDEV(file->f_mapping->host), id)) {
 		loopfs_def_blk_fops->release(inode, file);
 		return -ENXIO;
 	}
@@ -208,6 +212,7 @@ void loopfs_fs_remove_node(struct super_block *sb, const char *name)
 	dentry = lookup_one_len(name, root, strlen(name));
 	if (!IS_ERR(dentry)) {
 		if (d_really_is_positive(dentry)) {
+			WRITE_ONCE(d_inode(dentry)->i_private, NULL);
 			simple_unlink(d_inode(root), dentry);
 			d_delete(dentry);
 		}

@@ -1908,4 +1908,92 @@ TEST_F(ram, requests_served_in_submitter_context)
 	close(fd);
 }
 
+struct stale {
+	int sync[2], go[2];
+	char dir[64];
+};
+
+/* The container: keeps an O_PATH fd of loop0, removes it, reopens it. */
+static int stale_reopener(struct stale *s)
+{
+	char path[PATH_MAX], c;
+	struct stat st;
+	int ctl, node;
+
+	ctl = private_instance(s->dir);
+	CHILD_CHECK(ctl >= 0 && ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", s->dir);
+	node = open(path, O_PATH | O_CLOEXEC);
+	CHILD_CHECK(node >= 0 && !fstat(node, &st));
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 0) == 0);
+	CHILD_CHECK(write(s->sync[1], &st.st_rdev, sizeof(st.st_rdev)) == sizeof(st.st_rdev));
+	CHILD_CHECK(read(s->go[0], &c, 1) == 1);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", node);
+	errno = 0;
+	CHILD_CHECK(open(path, O_RDONLY | O_EXCL | O_CLOEXEC) < 0 && errno == ENXIO);
+	return 0;
+}
+
+/*
+ * The attack: a container keeps an O_PATH descriptor of its node, removes
+ * the device, and reopens the node through /proc/self/fd once another disk
+ * has its number, here one of the host's, opened exclusively. The reopen
+ * must not reach that disk at all: ENXIO. An open that went through the
+ * block layer first would run that disk's open and meet the exclusive claim
+ * (EBUSY: the container learns the disk is in use), as a claim of its own
+ * would make the host's exclusive open (a mount, mkfs) fail meanwhile.
+ */
+TEST(removed_node_reaches_no_other_disk)
+{
+	char host[] = "/tmp/loopfs_stale_host.XXXXXX", path[PATH_MAX];
+	int ctl, excl, n, found = -1;
+	struct stale s;
+	struct stat st;
+	dev_t rdev;
+	pid_t pid;
+
+	snprintf(s.dir, sizeof(s.dir), "/tmp/loopfs_stale.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(s.dir));
+	ASSERT_EQ(0, chmod(s.dir, 0777));
+	ASSERT_NE(NULL, mkdtemp(host));
+	ASSERT_EQ(0, pipe2(s.sync, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(s.go, O_CLOEXEC));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(!nsdev_become_userns_root());
+		_exit(stale_reopener(&s));
+	}
+	close(s.go[0]);
+	close(s.sync[1]);
+	ASSERT_EQ(sizeof(rdev), read(s.sync[0], &rdev, sizeof(rdev)));
+
+	/* A host device with the number the container's had. */
+	ASSERT_EQ(0, mount("loop", host, "loop", 0, NULL));
+	snprintf(path, sizeof(path), "%s/loop-control", host);
+	ctl = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, ctl);
+	for (n = 0; n < 16 && found < 0; n++) {
+		ASSERT_EQ(n, ioctl(ctl, LOOP_CTL_ADD, n));
+		snprintf(path, sizeof(path), "%s/loop%d", host, n);
+		ASSERT_EQ(0, stat(path, &st));
+		if (st.st_rdev == rdev)
+			found = n;
+	}
+	ASSERT_LE(0, found) TH_LOG("no new device got %u:%u", major(rdev), minor(rdev));
+	snprintf(path, sizeof(path), "%s/loop%d", host, found);
+	excl = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+	ASSERT_LE(0, excl);
+	ASSERT_EQ(1, write(s.go[1], "g", 1));
+	EXPECT_EQ(0, nsdev_wait(pid));
+
+	close(excl);
+	while (n--)
+		EXPECT_EQ(0, ioctl(ctl, LOOP_CTL_REMOVE, n));
+	close(ctl);
+	EXPECT_EQ(0, umount2(host, 0));
+	rmdir(host);
+	rmdir(s.dir);
+}
+
 TEST_HARNESS_MAIN
