@@ -225,6 +225,46 @@ struct cgroups {
 	char unguarded[128];	/* delegated, but no guard above it */
 };
 
+/* Attaches a guard allowing rules to the cgroup at path, open in *cg. */
+static int attach_guard(const char *path, const struct devguard_rule *rules, int n, int *cg)
+{
+	int guard;
+
+	*cg = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*cg < 0)
+		return -1;
+	guard = devguard_load(rules, n, BPF_F_CGROUP_DEVICE_GUARD, -1);
+	if (guard < 0 || devguard_attach(guard, *cg, BPF_F_ALLOW_MULTI))
+		return -1;
+	return guard;
+}
+
+/*
+ * Starts fn(g) in a child that joins the cgroup at path and becomes root of
+ * a user namespace of NSDEV_UID: a container, talking to the host over
+ * g->sock, the other end of which, *host, the caller gets. Returns its pid.
+ */
+static pid_t start_container(struct cgroups *g, const char *path, int (*fn)(void *),
+			     int *host)
+{
+	int sk[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk))
+		return -1;
+	g->sock = sk[1];
+	pid = fork();
+	if (pid == 0) {
+		CHILD_CHECK(nsdev_join_cgroup(path) == 0);
+		CHILD_CHECK(nsdev_become_userns_root() == 0);
+		_exit(fn(g));
+	}
+	/* A container that dies ends the conversation. */
+	close(sk[1]);
+	*host = sk[0];
+	return pid;
+}
+
 /*
  * Loads a device program that allows everything, after calling, with
  * BPF_FUNC_set_retval, bpf_set_retval(arg), or with BPF_FUNC_tail_call,
@@ -311,7 +351,7 @@ static int attacker(void *arg)
 TEST(token_program_stays_in_delegated_cgroups)
 {
 	struct devguard_rule host_allows[] = { { 'c', 1, 3 }, { 'c', 1, 5 } };
-	int sk[2], cg, root, guard, prog, plain, fd;
+	int host, cg, root, guard, prog, plain, fd;
 	static char log[65536];
 	struct cgroups g;
 	pid_t pid;
@@ -329,22 +369,13 @@ TEST(token_program_stays_in_delegated_cgroups)
 	ASSERT_EQ(0, nsdev_delegate_cgroup(g.own, NSDEV_UID, NSDEV_GID));
 	ASSERT_EQ(0, nsdev_delegate_cgroup(g.sibling, NSDEV_UID, NSDEV_GID));
 	ASSERT_EQ(0, nsdev_delegate_cgroup(g.unguarded, NSDEV_UID, NSDEV_GID));
-	cg = open(g.guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	guard = devguard_load(host_allows, 2, BPF_F_CGROUP_DEVICE_GUARD, -1);
-	ASSERT_LE(0, guard);
-	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
+	guard = attach_guard(g.guarded, host_allows, 2, &cg);
+	ASSERT_LE(0, guard) TH_LOG("guard: %s", strerror(errno));
 
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
-	g.sock = sk[1];
-	pid = fork();
+	pid = start_container(&g, g.own, attacker, &host);
 	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		CHILD_CHECK(nsdev_join_cgroup(g.own) == 0);
-		CHILD_CHECK(nsdev_become_userns_root() == 0);
-		_exit(attacker(&g));
-	}
-	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
-	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &prog, 1)) TH_LOG("the container failed");
+	ASSERT_EQ(0, delegate_bpffs(host)) TH_LOG("delegating: %s", strerror(errno));
+	ASSERT_EQ(0, nsdev_recv_fds(host, &prog, 1)) TH_LOG("the container failed");
 	EXPECT_EQ(0, nsdev_wait(pid));
 
 	/* Host root still opens its devices. */
@@ -407,7 +438,7 @@ static int undoer(void *arg)
 TEST(token_program_cannot_undo_the_guard)
 {
 	struct devguard_rule host_allows = { 'c', 1, 3 };
-	int sk[2], cg, guard, prog, plain, map;
+	int host, cg, guard, prog, plain, map;
 	static char log[65536];
 	union bpf_attr attr;
 	struct cgroups g;
@@ -417,11 +448,8 @@ TEST(token_program_cannot_undo_the_guard)
 	snprintf(g.guarded, sizeof(g.guarded), "/sys/fs/cgroup/token_undo.%d", getpid());
 	ASSERT_EQ(0, mkdir(g.guarded, 0755));
 	ASSERT_EQ(0, nsdev_delegate_cgroup(g.guarded, NSDEV_UID, NSDEV_GID));
-	cg = open(g.guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ASSERT_LE(0, cg);
-	guard = devguard_load(&host_allows, 1, BPF_F_CGROUP_DEVICE_GUARD, -1);
-	ASSERT_LE(0, guard);
-	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
+	guard = attach_guard(g.guarded, &host_allows, 1, &cg);
+	ASSERT_LE(0, guard) TH_LOG("guard: %s", strerror(errno));
 	/* A prog array the host hands the container. */
 	memset(&attr, 0, sizeof(attr));
 	attr.map_type = BPF_MAP_TYPE_PROG_ARRAY;
@@ -438,20 +466,11 @@ TEST(token_program_cannot_undo_the_guard)
 	EXPECT_LE(0, plain) TH_LOG("load: %s %s", strerror(errno), log);
 	close(plain);
 
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
-	g.sock = sk[1];
-	pid = fork();
+	pid = start_container(&g, g.guarded, undoer, &host);
 	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		CHILD_CHECK(nsdev_join_cgroup(g.guarded) == 0);
-		CHILD_CHECK(nsdev_become_userns_root() == 0);
-		_exit(undoer(&g));
-	}
-	/* A container that dies ends the conversation. */
-	close(sk[1]);
-	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
-	ASSERT_EQ(0, nsdev_send_fds(sk[0], &map, 1));
-	ASSERT_EQ(0, nsdev_recv_fds(sk[0], &prog, 1)) TH_LOG("the container failed");
+	ASSERT_EQ(0, delegate_bpffs(host)) TH_LOG("delegating: %s", strerror(errno));
+	ASSERT_EQ(0, nsdev_send_fds(host, &map, 1));
+	ASSERT_EQ(0, nsdev_recv_fds(host, &prog, 1)) TH_LOG("the container failed");
 	EXPECT_EQ(0, nsdev_wait(pid));
 
 	devguard_detach(prog, cg);
@@ -528,7 +547,7 @@ static int racer(void *arg)
 TEST(token_attach_racing_cgroup_removal)
 {
 	struct devguard_rule host_allows = { 'c', 1, 3 };
-	int sk[2], cg, guard;
+	int host, cg, guard;
 	struct cgroups g;
 	pid_t pid;
 
@@ -538,23 +557,12 @@ TEST(token_attach_racing_cgroup_removal)
 	ASSERT_EQ(0, mkdir(g.guarded, 0755));
 	ASSERT_EQ(0, mkdir(g.own, 0755));
 	ASSERT_EQ(0, nsdev_delegate_cgroup(g.own, NSDEV_UID, NSDEV_GID));
-	cg = open(g.guarded, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	ASSERT_LE(0, cg);
-	guard = devguard_load(&host_allows, 1, BPF_F_CGROUP_DEVICE_GUARD, -1);
-	ASSERT_LE(0, guard);
-	ASSERT_EQ(0, devguard_attach(guard, cg, BPF_F_ALLOW_MULTI));
+	guard = attach_guard(g.guarded, &host_allows, 1, &cg);
+	ASSERT_LE(0, guard) TH_LOG("guard: %s", strerror(errno));
 
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sk));
-	g.sock = sk[1];
-	pid = fork();
+	pid = start_container(&g, g.own, racer, &host);
 	ASSERT_LE(0, pid);
-	if (pid == 0) {
-		CHILD_CHECK(nsdev_join_cgroup(g.own) == 0);
-		CHILD_CHECK(nsdev_become_userns_root() == 0);
-		_exit(racer(&g));
-	}
-	close(sk[1]);
-	ASSERT_EQ(0, delegate_bpffs(sk[0])) TH_LOG("delegating: %s", strerror(errno));
+	ASSERT_EQ(0, delegate_bpffs(host)) TH_LOG("delegating: %s", strerror(errno));
 	EXPECT_EQ(0, nsdev_wait(pid));
 
 	rmdir(g.sibling);
