@@ -94,8 +94,9 @@ void loopfs_put_user_ns(struct user_namespace *ns)
  * mount), and its number may by then belong to another disk. What opens must
  * be a disk or partition of the very device the node was made for, whose id
  * the inode keeps; else ENXIO. A node taken out of the instance loses the id
- * (0, which no device has) and opens nothing: not even the open of whatever
- * disk has its number now (its driver's open, an exclusive claim) runs.
+ * (0, which no device has), and its open stops before the block layer: the
+ * open of whatever disk has its number now (its driver's open, an exclusive
+ * claim) is not reached, but by an open racing with the removal.
  */
 static const struct file_operations *loopfs_def_blk_fops;
 static const struct file_operations *loopfs_node_fops;

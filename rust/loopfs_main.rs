@@ -113,7 +113,8 @@ impl NodeName {
             buf: [0; Self::SIZE],
             len: 0,
         };
-        // Cannot fail: `write_str` drops what does not fit (nothing does).
+        // Cannot fail: the longest name, 17 bytes, fits (`write_str` would
+        // refuse, leaving a shorter name, what does not).
         let _ = if partition == 0 {
             core::fmt::Write::write_fmt(&mut name, fmt!("loop{}", number))
         } else {

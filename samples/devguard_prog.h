@@ -140,6 +140,17 @@ static inline int devguard_link(int prog_fd, int cgroup_fd)
 	return devguard_bpf(BPF_LINK_CREATE, &attr);
 }
 
+/* Puts the device program prog_fd into the link link_fd. */
+static inline int devguard_link_update(int link_fd, int prog_fd)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.link_update.link_fd = link_fd;
+	attr.link_update.new_prog_fd = prog_fd;
+	return devguard_bpf(BPF_LINK_UPDATE, &attr);
+}
+
 /*
  * Adds what a container needs to use loopfs: its loop-control nodes (char
  * "loopfs-control") and its disks (block "loopfs"). Returns the new count.

@@ -120,7 +120,6 @@ TEST(guard_is_never_a_link)
 {
 	int guard, plain, cg, link;
 	char path[128];
-	union bpf_attr attr;
 
 	snprintf(path, sizeof(path), CG_ROOT "/devguard_link.%d", getpid());
 	ASSERT_EQ(0, mkdir(path, 0755));
@@ -134,10 +133,7 @@ TEST(guard_is_never_a_link)
 	EXPECT_EQ(EINVAL, errno);
 	link = devguard_link(plain, cg);
 	ASSERT_LE(0, link) TH_LOG("link: %s", strerror(errno));
-	memset(&attr, 0, sizeof(attr));
-	attr.link_update.link_fd = link;
-	attr.link_update.new_prog_fd = guard;
-	EXPECT_EQ(-1, devguard_bpf(BPF_LINK_UPDATE, &attr));
+	EXPECT_EQ(-1, devguard_link_update(link, guard));
 	EXPECT_EQ(EINVAL, errno);
 	close(link);
 	close(cg);

@@ -211,7 +211,7 @@ static int status_settled(struct ctx *c, struct loop_info64 *info, bool bound)
 {
 	int i, dev, ret = -1;
 
-	for (i = 0; i < 100; i++) {
+	for (i = 0; i < 500; i++) {
 		dev = open_node(c, "loop0", O_RDONLY);
 		CHILD_CHECK(dev >= 0);
 		ret = ioctl(dev, LOOP_GET_STATUS64, info);
@@ -266,9 +266,9 @@ static void ctx_fini(struct ctx *c)
 	close(c->img[0]);
 	close(c->img[1]);
 	/* A device's last reference may go from a work queue. */
-	for (i = 0; i < 100 && umount2(c->dir, 0); i++)
+	for (i = 0; i < 500 && umount2(c->dir, 0); i++)
 		usleep(20000);
-	CHILD_CHECK(i < 100);
+	CHILD_CHECK(i < 500);
 }
 
 /* mount */
@@ -278,12 +278,20 @@ static int op_mount(struct ctx *c)
 	return mount("loop", c->lfs, "loop", 0, "max=4");
 }
 
+/* A mount made is a working instance; else there is none. */
 static void check_mount(struct ctx *c, int ret, bool injected)
 {
 	struct statfs st;
+	int ctl;
 
-	if (!ret)
+	if (!ret) {
+		ctl = open_node(c, "loop-control", O_RDWR);
+		CHILD_CHECK(ctl >= 0);
+		CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+		CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 0) == 0);
+		close(ctl);
 		CHILD_CHECK(!umount2(c->lfs, 0));
+	}
 	CHILD_CHECK(!statfs(c->lfs, &st) && st.f_type != LOOPFS_MAGIC);
 }
 
@@ -592,13 +600,16 @@ FIXTURE_SETUP(fault)
 	ASSERT_LT(0, nsdev_read_file(FAILSLAB "verbose", self->verbose,
 				     sizeof(self->verbose)));
 	ASSERT_LT(0, nsdev_read_file(PER_USER, self->per_user, sizeof(self->per_user)));
-	/* Allocations that may sleep fail too; no report of each one. */
-	ASSERT_EQ(0, nsdev_write_file(FAILSLAB "ignore-gfp-wait", "N"));
-	ASSERT_EQ(0, nsdev_write_file(FAILSLAB "verbose", "0"));
-	ASSERT_EQ(0, nsdev_write_file(PER_USER, "%d", PER_USER_MAX));
 	snprintf(self->c.dir, sizeof(self->c.dir), "/tmp/loopfs_fault.XXXXXX");
 	ASSERT_NE(NULL, mkdtemp(self->c.dir));
 	ASSERT_EQ(0, chmod(self->c.dir, 0777));
+	/*
+	 * Last: the teardown restores them, and runs only after a setup that
+	 * completed. Allocations that may sleep fail too, with no report.
+	 */
+	ASSERT_EQ(0, nsdev_write_file(FAILSLAB "ignore-gfp-wait", "N"));
+	ASSERT_EQ(0, nsdev_write_file(FAILSLAB "verbose", "0"));
+	ASSERT_EQ(0, nsdev_write_file(PER_USER, "%d", PER_USER_MAX));
 }
 
 FIXTURE_TEARDOWN(fault)
@@ -611,27 +622,27 @@ FIXTURE_TEARDOWN(fault)
 	rmdir(self->c.dir);
 }
 
-TEST_F_TIMEOUT(fault, mount, 600)
+TEST_F_TIMEOUT(fault, mount, 300)
 {
 	ASSERT_EQ(0, nsdev_run_child(mount_child, &self->c, true));
 }
 
-TEST_F_TIMEOUT(fault, ctl_add_and_get_free, 600)
+TEST_F_TIMEOUT(fault, ctl_add_and_get_free, 300)
 {
 	ASSERT_EQ(0, nsdev_run_child(ctl_add_child, &self->c, true));
 }
 
-TEST_F_TIMEOUT(fault, ctl_remove, 600)
+TEST_F_TIMEOUT(fault, ctl_remove, 300)
 {
 	ASSERT_EQ(0, nsdev_run_child(ctl_remove_child, &self->c, true));
 }
 
-TEST_F_TIMEOUT(fault, configure, 600)
+TEST_F_TIMEOUT(fault, configure, 300)
 {
 	ASSERT_EQ(0, nsdev_run_child(configure_child, &self->c, true));
 }
 
-TEST_F_TIMEOUT(fault, bound_device_ioctls_and_open, 600)
+TEST_F_TIMEOUT(fault, bound_device_ioctls_and_open, 300)
 {
 	ASSERT_EQ(0, nsdev_run_child(bound_child, &self->c, true));
 }

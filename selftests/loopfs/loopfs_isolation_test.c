@@ -1952,6 +1952,9 @@ TEST(removed_node_reaches_no_other_disk)
 	dev_t rdev;
 	pid_t pid;
 
+	/* The host instance goes with this test's mount namespace. */
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL));
 	snprintf(s.dir, sizeof(s.dir), "/tmp/loopfs_stale.XXXXXX");
 	ASSERT_NE(NULL, mkdtemp(s.dir));
 	ASSERT_EQ(0, chmod(s.dir, 0777));

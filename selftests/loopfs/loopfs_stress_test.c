@@ -353,9 +353,10 @@ static void run_worker(struct worker *w)
 		unsigned int op = choose(w);
 		/* Drawn on every kernel: a seed gives the same sequence. */
 		unsigned int nth = 1 + rnd(w, 1u << rnd(w, 10));
-		bool fault = fail >= 0 && (FAULT_OPS & (1u << op)) && !rnd(w, 8);
+		bool fault = !rnd(w, 8);
 		int ret, err;
 
+		fault = fault && fail >= 0 && (FAULT_OPS & (1u << op));
 		if (fault) {
 			fail_nth(fail, nth);
 			w->faulted++;

@@ -351,7 +351,7 @@ static int attacker(void *arg)
 TEST(token_program_stays_in_delegated_cgroups)
 {
 	struct devguard_rule host_allows[] = { { 'c', 1, 3 }, { 'c', 1, 5 } };
-	int host, cg, root, guard, prog, plain, fd;
+	int host, cg, root, guard, prog, plain, fd, link;
 	static char log[65536];
 	struct cgroups g;
 	pid_t pid;
@@ -392,6 +392,16 @@ TEST(token_program_stays_in_delegated_cgroups)
 	ASSERT_LE(0, root);
 	EXPECT_EQ(0, devguard_attach(plain, root, BPF_F_ALLOW_MULTI));
 	EXPECT_EQ(0, devguard_detach(plain, root));
+	/*
+	 * Nor does the token-loaded program go into a link there by an
+	 * update, which has no cgroup fd to check the delegation on.
+	 */
+	link = devguard_link(plain, root);
+	ASSERT_LE(0, link) TH_LOG("link: %s", strerror(errno));
+	EXPECT_EQ(-1, devguard_link_update(link, prog));
+	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(0, devguard_link_update(link, plain));
+	close(link);
 
 	devguard_detach(guard, cg);
 	rmdir(g.own);
