@@ -124,6 +124,53 @@ static inline long nsdev_env_count(const char *env, long dflt)
 	return value && *value ? strtol(value, NULL, 0) : dflt;
 }
 
+#define NSDEV_FAILSLAB "/sys/kernel/debug/failslab/"
+
+/* failslab's settings, as nsdev_failslab_on() found them. */
+struct nsdev_failslab {
+	char gfp_wait[8], verbose[8];
+};
+
+/*
+ * Has failslab fail allocations that may sleep too, with no report of each
+ * failure, where the kernel has it (CONFIG_FAILSLAB, debugfs) and
+ * /proc/thread-self/fail-nth: the tests' failures come from fail-nth.
+ * Returns 0, keeping the old settings in *old, or -1.
+ */
+static inline int nsdev_failslab_on(struct nsdev_failslab *old)
+{
+	if (access("/proc/thread-self/fail-nth", W_OK) ||
+	    nsdev_read_file(NSDEV_FAILSLAB "ignore-gfp-wait", old->gfp_wait,
+			    sizeof(old->gfp_wait)) <= 0 ||
+	    nsdev_read_file(NSDEV_FAILSLAB "verbose", old->verbose, sizeof(old->verbose)) <= 0)
+		return -1;
+	if (nsdev_write_file(NSDEV_FAILSLAB "ignore-gfp-wait", "N") ||
+	    nsdev_write_file(NSDEV_FAILSLAB "verbose", "0")) {
+		nsdev_write_file(NSDEV_FAILSLAB "ignore-gfp-wait", "%s", old->gfp_wait);
+		return -1;
+	}
+	return 0;
+}
+
+static inline void nsdev_failslab_restore(const struct nsdev_failslab *old)
+{
+	if (nsdev_write_file(NSDEV_FAILSLAB "ignore-gfp-wait", "%s", old->gfp_wait) ||
+	    nsdev_write_file(NSDEV_FAILSLAB "verbose", "%s", old->verbose))
+		fprintf(stderr, "# cannot restore failslab: %s\n", strerror(errno));
+}
+
+/*
+ * Fails the n-th allocation the calling thread makes from now on (0: none),
+ * through its /proc/thread-self/fail-nth open at fd. Returns 0 or -1.
+ */
+static inline int nsdev_fail_nth(int fd, unsigned int n)
+{
+	char buf[16];
+	int len = snprintf(buf, sizeof(buf), "%u", n);
+
+	return pwrite(fd, buf, len, 0) == len ? 0 : -1;
+}
+
 /*
  * Writes a DOS partition table to fd: n primary Linux partitions, each
  * { first sector, sectors }. Returns 0 or -1.

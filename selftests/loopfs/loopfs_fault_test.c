@@ -27,7 +27,6 @@
 #include "../nsdev_util.h"
 #include "kselftest_harness.h"
 
-#define FAILSLAB "/sys/kernel/debug/failslab/"
 #define PER_USER "/sys/module/loopfs/parameters/max_devices_per_user"
 #define LOOPFS_MAGIC 0x6c706673
 #define IMG_SIZE (8 << 20)
@@ -48,15 +47,6 @@ struct ctx {
 	int fail;		/* /proc/thread-self/fail-nth */
 };
 
-/* Fails this task's n-th allocation from now on (0: none). */
-static int fail_arm(struct ctx *c, unsigned int n)
-{
-	char buf[16];
-	int len = snprintf(buf, sizeof(buf), "%u", n);
-
-	return pwrite(c->fail, buf, len, 0) == len ? 0 : -1;
-}
-
 /* Whether the armed failure was injected; disarms it. Keeps errno. */
 static bool fail_injected(struct ctx *c)
 {
@@ -70,7 +60,7 @@ static bool fail_injected(struct ctx *c)
 	}
 	injected = !strtoul(buf, NULL, 10);
 	if (!injected)
-		CHILD_CHECK(!fail_arm(c, 0));
+		CHILD_CHECK(!nsdev_fail_nth(c->fail, 0));
 	errno = err;
 	return injected;
 }
@@ -95,6 +85,18 @@ static int open_node(struct ctx *c, const char *name, int flags)
 
 	node_path(c, name, path, sizeof(path));
 	return open(path, flags | O_CLOEXEC);
+}
+
+/* The first byte of the images' data, read through the O_DIRECT dev. */
+static char first_byte(int dev)
+{
+	char *buf, c;
+
+	CHILD_CHECK(!posix_memalign((void **)&buf, 4096, 4096));
+	CHILD_CHECK(pread(dev, buf, 4096, DATA_AT) == 4096);
+	c = buf[0];
+	free(buf);
+	return c;
 }
 
 /*
@@ -144,7 +146,7 @@ static int each_failure(struct ctx *c, const char *what, int (*op)(struct ctx *)
 		bool injected;
 		int ret;
 
-		CHILD_CHECK(!fail_arm(c, n));
+		CHILD_CHECK(!nsdev_fail_nth(c->fail, n));
 		ret = op(c);
 		injected = fail_injected(c);
 		if (injected && ret < 0 && errno != ENOMEM && (!also || errno != also)) {
@@ -204,6 +206,14 @@ static void instance_mount(struct ctx *c)
 	CHILD_CHECK(!mount("loop", c->lfs, "loop", 0, NULL));
 	c->ctl = open_node(c, "loop-control", O_RDWR);
 	CHILD_CHECK(c->ctl >= 0);
+}
+
+/* ctx_init(), an instance, and loop0 in it. */
+static void ctx_init_loop0(struct ctx *c)
+{
+	ctx_init(c);
+	instance_mount(c);
+	CHILD_CHECK(ioctl(c->ctl, LOOP_CTL_ADD, 0) == 0);
 }
 
 /* The status of loop0, waiting for a detach at last close to end. */
@@ -371,9 +381,7 @@ static int ctl_remove_child(void *arg)
 {
 	struct ctx *c = arg;
 
-	ctx_init(c);
-	instance_mount(c);
-	CHILD_CHECK(ioctl(c->ctl, LOOP_CTL_ADD, 0) == 0);
+	ctx_init_loop0(c);
 	each_failure(c, "LOOP_CTL_REMOVE", op_ctl_remove, check_removed, 0);
 	ctx_fini(c);
 	return 0;
@@ -405,16 +413,13 @@ static int op_configure(struct ctx *c)
 static void check_configured(struct ctx *c, int ret, bool injected)
 {
 	struct loop_info64 info;
-	char *buf;
 	int dev;
 
 	if (ret >= 0) {
 		check_part(c, injected ? -1 : 1);
 		dev = open_node(c, "loop0", O_RDONLY | O_DIRECT);
 		CHILD_CHECK(dev >= 0);
-		CHILD_CHECK(!posix_memalign((void **)&buf, 4096, 4096));
-		CHILD_CHECK(pread(dev, buf, 4096, DATA_AT) == 4096 && buf[0] == 'A');
-		free(buf);
+		CHILD_CHECK(first_byte(dev) == 'A');
 		close(dev);
 		unbind0(c, ret);
 	} else {
@@ -427,9 +432,7 @@ static int configure_child(void *arg)
 {
 	struct ctx *c = arg;
 
-	ctx_init(c);
-	instance_mount(c);
-	CHILD_CHECK(ioctl(c->ctl, LOOP_CTL_ADD, 0) == 0);
+	ctx_init_loop0(c);
 	each_failure(c, "LOOP_CONFIGURE", op_configure, check_configured, 0);
 	CHILD_CHECK(!ioctl(c->ctl, LOOP_CTL_REMOVE, 0));
 	ctx_fini(c);
@@ -471,17 +474,6 @@ static void check_status(struct ctx *c, int ret, bool injected)
 	}
 }
 
-static char first_byte(void)
-{
-	char *buf, c;
-
-	CHILD_CHECK(!posix_memalign((void **)&buf, 4096, 4096));
-	CHILD_CHECK(pread(bound_dev, buf, 4096, DATA_AT) == 4096);
-	c = buf[0];
-	free(buf);
-	return c;
-}
-
 static int op_change_fd(struct ctx *c)
 {
 	return ioctl(bound_dev, LOOP_CHANGE_FD, c->img[1]);
@@ -496,7 +488,7 @@ static void check_change_fd(struct ctx *c, int ret, bool injected)
 	CHILD_CHECK(!ioctl(bound_dev, LOOP_GET_STATUS64, &info));
 	CHILD_CHECK(!fstat(c->img[ret ? 0 : 1], &st));
 	CHILD_CHECK(info.lo_inode == st.st_ino);
-	CHILD_CHECK(first_byte() == (ret ? 'A' : 'B'));
+	CHILD_CHECK(first_byte(bound_dev) == (ret ? 'A' : 'B'));
 	if (!ret)
 		CHILD_CHECK(!ioctl(bound_dev, LOOP_CHANGE_FD, c->img[0]));
 }
@@ -557,9 +549,7 @@ static int bound_child(void *arg)
 {
 	struct ctx *c = arg;
 
-	ctx_init(c);
-	instance_mount(c);
-	CHILD_CHECK(ioctl(c->ctl, LOOP_CTL_ADD, 0) == 0);
+	ctx_init_loop0(c);
 	bound_dev = bind0(c, 0, LO_FLAGS_READ_ONLY | LO_FLAGS_PARTSCAN);
 	close(bound_dev);
 	bound_dev = open_node(c, "loop0", O_RDONLY | O_DIRECT);
@@ -580,45 +570,38 @@ static int bound_child(void *arg)
 
 FIXTURE(fault) {
 	struct ctx c;
-	char gfp_wait[8], verbose[8], per_user[16];
+	struct nsdev_failslab failslab;
+	char per_user[16];
+	bool on;		/* failslab set up: the teardown restores */
 };
-
-static void write_param(const char *path, const char *value)
-{
-	if (nsdev_write_file(path, "%s", value))
-		fprintf(stderr, "# cannot restore %s: %s\n", path, strerror(errno));
-}
 
 FIXTURE_SETUP(fault)
 {
 	memset(&self->c, 0, sizeof(self->c));
-	self->gfp_wait[0] = '\0';
-	if (access("/proc/thread-self/fail-nth", W_OK) ||
-	    nsdev_read_file(FAILSLAB "ignore-gfp-wait", self->gfp_wait,
-			    sizeof(self->gfp_wait)) < 0)
-		SKIP(return, "no failslab fault injection (CONFIG_FAILSLAB, debugfs)");
-	ASSERT_LT(0, nsdev_read_file(FAILSLAB "verbose", self->verbose,
-				     sizeof(self->verbose)));
+	self->on = false;
 	ASSERT_LT(0, nsdev_read_file(PER_USER, self->per_user, sizeof(self->per_user)));
 	snprintf(self->c.dir, sizeof(self->c.dir), "/tmp/loopfs_fault.XXXXXX");
 	ASSERT_NE(NULL, mkdtemp(self->c.dir));
 	ASSERT_EQ(0, chmod(self->c.dir, 0777));
 	/*
 	 * Last: the teardown restores them, and runs only after a setup that
-	 * completed. Allocations that may sleep fail too, with no report.
+	 * completed.
 	 */
-	ASSERT_EQ(0, nsdev_write_file(FAILSLAB "ignore-gfp-wait", "N"));
-	ASSERT_EQ(0, nsdev_write_file(FAILSLAB "verbose", "0"));
+	if (nsdev_failslab_on(&self->failslab)) {
+		rmdir(self->c.dir);
+		SKIP(return, "no failslab fault injection (CONFIG_FAILSLAB, debugfs)");
+	}
+	self->on = true;
 	ASSERT_EQ(0, nsdev_write_file(PER_USER, "%d", PER_USER_MAX));
 }
 
 FIXTURE_TEARDOWN(fault)
 {
-	if (!self->gfp_wait[0])
+	if (!self->on)
 		return;
-	write_param(FAILSLAB "ignore-gfp-wait", self->gfp_wait);
-	write_param(FAILSLAB "verbose", self->verbose);
-	write_param(PER_USER, self->per_user);
+	nsdev_failslab_restore(&self->failslab);
+	if (nsdev_write_file(PER_USER, "%s", self->per_user))
+		fprintf(stderr, "# cannot restore %s: %s\n", PER_USER, strerror(errno));
 	rmdir(self->c.dir);
 }
 

@@ -74,8 +74,6 @@ struct worker {
 	int last_errno[16];
 };
 
-#define FAILSLAB "/sys/kernel/debug/failslab/"
-
 /* Whether operations run with allocation failures (failslab is set up). */
 static bool faults;
 
@@ -330,13 +328,10 @@ static unsigned int choose(struct worker *w)
 /* Operations that may run with an allocation failed: not io, close, rmmod. */
 #define FAULT_OPS (~(1u << 7 | 1u << 8 | 1u << 9))
 
-/* Fails the n-th allocation of this task from now on (0: none). */
+/* nsdev_fail_nth() on fd, if open, saying so if it fails. */
 static void fail_nth(int fd, unsigned int n)
 {
-	char buf[16];
-	int len = snprintf(buf, sizeof(buf), "%u", n);
-
-	if (fd >= 0 && pwrite(fd, buf, len, 0) != len)
+	if (fd >= 0 && nsdev_fail_nth(fd, n))
 		fprintf(stderr, "# fail-nth: %s\n", strerror(errno));
 }
 
@@ -548,7 +543,7 @@ int main(int argc, char **argv)
 	unsigned long long seed = nsdev_seed("NSDEV_STRESS_SEED");
 	long ops = nsdev_env_count("NSDEV_STRESS_OPS", 3000);
 	int workers = 2, opt, i, bad = 0;
-	char gfp_wait[8], verbose[8];
+	struct nsdev_failslab failslab;
 	struct timespec t0, t1;
 	pid_t pids[2];
 
@@ -572,12 +567,7 @@ int main(int argc, char **argv)
 	if (workers < 1 || workers > 16 || ops < 1)
 		return 2;
 
-	/* Allocations that may sleep fail too; no report of each failure. */
-	faults = nsdev_read_file(FAILSLAB "ignore-gfp-wait", gfp_wait, sizeof(gfp_wait)) > 0 &&
-		 nsdev_read_file(FAILSLAB "verbose", verbose, sizeof(verbose)) > 0 &&
-		 !access("/proc/thread-self/fail-nth", W_OK) &&
-		 !nsdev_write_file(FAILSLAB "ignore-gfp-wait", "N") &&
-		 !nsdev_write_file(FAILSLAB "verbose", "0");
+	faults = !nsdev_failslab_on(&failslab);
 
 	printf("TAP version 13\n1..1\n");
 	printf("# seed %llu, %ld operations, %d workers in each of 2 groups%s\n",
@@ -602,10 +592,8 @@ int main(int argc, char **argv)
 		rmdir(groups[i].base);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (faults) {
-		nsdev_write_file(FAILSLAB "ignore-gfp-wait", "%s", gfp_wait);
-		nsdev_write_file(FAILSLAB "verbose", "%s", verbose);
-	}
+	if (faults)
+		nsdev_failslab_restore(&failslab);
 	if (loopfs_disks_left()) {
 		printf("# loopfs disks left behind\n");
 		bad = 1;
