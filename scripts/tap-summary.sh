@@ -4,16 +4,19 @@
 # Prints the TAP of every test program the guest ran and the closing line
 # "N passed, N failed[, N skipped]". Exits non-zero on any failure.
 #
-#   scripts/tap-summary.sh TAPDIR ok|fail
+#   scripts/tap-summary.sh TAPDIR ok|fail [STRICT]
 #
 # TAPDIR holds NAME.tap (the program's output) and NAME.rc (its exit code).
 # A program that died before reporting every planned test counts the missing
 # ones as failed; the second argument is the verdict on the guest kernel log,
-# reported as one more test.
+# reported as one more test. With STRICT 1 (the project's own kernel, which
+# has everything every test needs) a skipped test fails the run too; a
+# "not ok ... # SKIP" always counts as failed.
 set -uo pipefail
 
 tapdir=$1
 klog=$2
+strict=${3:-0}
 pass=0 fail=0 skip=0
 
 shopt -s nullglob
@@ -24,7 +27,7 @@ for tap in "$tapdir"/*.tap; do
 	cat "$tap"
 	read -r p f s planned < <(awk '
 		/^ok [0-9]+/ { if ($0 ~ /# SKIP/) s++; else p++ }
-		/^not ok [0-9]+/ { if ($0 ~ /# SKIP/) s++; else f++ }
+		/^not ok [0-9]+/ { f++ }
 		/^1\.\.[0-9]+/ { split($0, a, "\\.\\."); plan = a[2] + 0 }
 		END { print p + 0, f + 0, s + 0, plan + 0 }' "$tap")
 	seen=$((p + f + s))
@@ -48,6 +51,11 @@ if [ "$klog" = ok ]; then
 else
 	echo "not ok - guest kernel log clean"
 	fail=$((fail + 1))
+fi
+
+if [ "$skip" -gt 0 ] && [ "$strict" = 1 ]; then
+	echo "not ok - $skip tests skipped on the project's kernel, which has what they need"
+	fail=$((fail + skip)) skip=0
 fi
 
 if [ "$skip" -gt 0 ]; then
