@@ -126,6 +126,7 @@ int loopfs_disk_openers(struct gendisk *disk);
 int loopfs_disk_set_limits(struct gendisk *disk, unsigned int bsize,
 			   u32 max_discard_sectors, u32 discard_granularity,
 			   bool write_cache, bool rotational);
+u64 loopfs_disk_capacity(struct gendisk *disk);
 unsigned int loopfs_disk_block_size(struct gendisk *disk);
 void loopfs_disk_disable(struct gendisk *disk, bool write_zeroes);
 int loopfs_disk_reset_block_size(struct gendisk *disk);

@@ -885,6 +885,11 @@ struct gendisk *loopfs_rq_disk(struct request *rq)
 	return rq->q->disk;
 }
 
+u64 loopfs_disk_capacity(struct gendisk *disk)
+{
+	return get_capacity(disk);
+}
+
 unsigned int loopfs_disk_block_size(struct gendisk *disk)
 {
 	return queue_logical_block_size(disk->queue);

@@ -8,6 +8,8 @@
  * root may mount it, and the instance only ever holds its own nodes.
  */
 
+#include <linux/blktrace_api.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/fsnotify.h>
 #include <linux/namei.h>
@@ -118,7 +120,51 @@ static int loopfs_node_open(struct inode *inode, struct file *file)
 	return 0;
 }
 
-/* The block layer's file operations (not exported), with that open. */
+/*
+ * blktrace (BLKTRACESETUP and the rest) checks no capability in 6.12: it
+ * allocates relay buffers of the caller's choosing, per CPU and charged to
+ * no one, and turns tracepoints on host-wide. Through an instance's nodes
+ * it takes CAP_SYS_ADMIN in the initial namespace, as BLKPG and BLKRRPART
+ * do.
+ */
+static bool loopfs_node_ioctl_denied(unsigned int cmd)
+{
+	switch (cmd) {
+	case BLKTRACESETUP:
+#ifdef CONFIG_COMPAT
+	case BLKTRACESETUP32:
+#endif
+	case BLKTRACESTART:
+	case BLKTRACESTOP:
+	case BLKTRACETEARDOWN:
+		return !capable(CAP_SYS_ADMIN);
+	default:
+		return false;
+	}
+}
+
+static long loopfs_node_ioctl(struct file *file, unsigned int cmd,
+			      unsigned long arg)
+{
+	if (loopfs_node_ioctl_denied(cmd))
+		return -EPERM;
+	return loopfs_def_blk_fops->unlocked_ioctl(file, cmd, arg);
+}
+
+#ifdef CONFIG_COMPAT
+static long loopfs_node_compat_ioctl(struct file *file, unsigned int cmd,
+				     unsigned long arg)
+{
+	if (loopfs_node_ioctl_denied(cmd))
+		return -EPERM;
+	return loopfs_def_blk_fops->compat_ioctl(file, cmd, arg);
+}
+#endif
+
+/*
+ * The block layer's file operations (not exported), with that open and
+ * those ioctls.
+ */
 static int loopfs_node_fops_init(void)
 {
 	struct inode *probe = kzalloc(sizeof(*probe), GFP_KERNEL);
@@ -134,6 +180,10 @@ static int loopfs_node_fops_init(void)
 		return -ENOMEM;
 	fops->owner = THIS_MODULE;
 	fops->open = loopfs_node_open;
+	fops->unlocked_ioctl = loopfs_node_ioctl;
+#ifdef CONFIG_COMPAT
+	fops->compat_ioctl = loopfs_node_compat_ioctl;
+#endif
 	loopfs_node_fops = fops;
 	return 0;
 }

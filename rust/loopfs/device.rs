@@ -1218,8 +1218,19 @@ impl Device {
         if write && (read_only || file.append_only()) {
             return Served::Done(EIO.to_errno());
         }
-        // Flush requests carry no position (their sector is all ones).
-        let pos = || info.pos.checked_add(offset).ok_or(EIO);
+        // Where a request goes in the file. Flush requests carry no
+        // position (their sector is all ones). Others end within the disk
+        // as it is now: a partition kept from before an offset or size
+        // change, or a bio checked against the size before one, may reach
+        // past it. And within what a file position can be: the backing
+        // filesystem is called without `rw_verify_area()`.
+        let pos = || {
+            let end = info.pos.checked_add(u64::from(info.bytes)).ok_or(EIO)?;
+            if end > rq.disk().capacity() || end.checked_add(offset) > Some(i64::MAX as u64) {
+                return Err(EIO);
+            }
+            Ok(info.pos + offset)
+        };
         // The binder's RLIMIT_FSIZE (no SIGXFSZ: this is not its task).
         let end_within = |p: u64, limit: u64| match p.checked_add(u64::from(info.bytes)) {
             Some(end) => end <= limit,

@@ -584,6 +584,12 @@ impl<'a> Disk<'a> {
         })
     }
 
+    /// The disk's size in bytes.
+    pub(crate) fn capacity(&self) -> u64 {
+        // SAFETY: The disk is valid.
+        unsafe { ffi::loopfs_disk_capacity(self.as_ptr()) }.saturating_mul(512)
+    }
+
     pub(crate) fn block_size(&self) -> u32 {
         // SAFETY: The disk is alive.
         unsafe { ffi::loopfs_disk_block_size(self.as_ptr()) }
@@ -822,8 +828,11 @@ impl Request {
         write: bool,
         nowait: bool,
     ) -> Result<u32> {
-        // SAFETY: The request is valid and `file` holds a reference.
-        let ret = unsafe { ffi::loopfs_rq_rw(self.0, file.as_ptr(), pos as i64, write, nowait) };
+        // The callee skips `rw_verify_area()`: no negative position.
+        let pos = i64::try_from(pos).map_err(|_| EIO)?;
+        // SAFETY: The request is valid and `file` holds a reference; `pos`
+        // is not negative.
+        let ret = unsafe { ffi::loopfs_rq_rw(self.0, file.as_ptr(), pos, write, nowait) };
         if ret < 0 {
             Err(Error::from_errno(ret as i32))
         } else {
@@ -842,9 +851,10 @@ impl Request {
         write: bool,
         nowait: bool,
     ) -> Result {
+        let pos = i64::try_from(pos).map_err(|_| EIO)?;
         // SAFETY: The request is valid and started; `file` holds a
-        // reference, and the transfer takes its own.
-        to_result(unsafe { ffi::loopfs_rq_aio(self.0, file.as_ptr(), pos as i64, write, nowait) })
+        // reference, and the transfer takes its own; `pos` is not negative.
+        to_result(unsafe { ffi::loopfs_rq_aio(self.0, file.as_ptr(), pos, write, nowait) })
     }
 
     /// The disk the request is for, alive while the request is served.
