@@ -126,23 +126,49 @@ static inline int nsdev_send_fds(int sock, const int *fds, int n)
 	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
 }
 
-/* Receives n (at most 4) file descriptors from a unix socket. */
+/*
+ * Receives exactly n (1 to 4) file descriptors from a unix socket. Returns
+ * 0, or -1 (errno EPROTO where the message did not carry exactly n: any
+ * that did arrive are closed) and fds untouched.
+ */
 static inline int nsdev_recv_fds(int sock, int *fds, int n)
 {
-	char data, buf[CMSG_SPACE(4 * sizeof(int))];
+	char data;
+	union {
+		/* Room for one more than asked: more than n shows as such. */
+		char buf[CMSG_SPACE(5 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
 	struct iovec iov = { &data, 1 };
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = buf, .msg_controllen = CMSG_SPACE(n * sizeof(int)),
+		.msg_control = u.buf, .msg_controllen = sizeof(u.buf),
 	};
 	struct cmsghdr *cmsg;
+	int got[5], i, m = 0;
 
+	if (n < 1 || n > 4) {
+		errno = EINVAL;
+		return -1;
+	}
 	if (recvmsg(sock, &msg, 0) != 1)
 		return -1;
 	cmsg = CMSG_FIRSTHDR(&msg);
-	if (!cmsg || cmsg->cmsg_type != SCM_RIGHTS)
+	if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+	    cmsg->cmsg_len >= CMSG_LEN(0)) {
+		m = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (m > 5)
+			m = 5;
+		memcpy(got, CMSG_DATA(cmsg), m * sizeof(int));
+	}
+	if (m != n || cmsg->cmsg_len != CMSG_LEN(n * sizeof(int)) ||
+	    (msg.msg_flags & MSG_CTRUNC) || CMSG_NXTHDR(&msg, cmsg)) {
+		for (i = 0; i < m; i++)
+			close(got[i]);
+		errno = EPROTO;
 		return -1;
-	memcpy(fds, CMSG_DATA(cmsg), n * sizeof(int));
+	}
+	memcpy(fds, got, n * sizeof(int));
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <linux/loop.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 
@@ -282,39 +283,143 @@ TEST_F(guarded, nested_cgroup_is_guarded)
 	rmdir(sub);
 }
 
-static int try_to_remove_guard(struct container *c)
-{
-	int cg = open(c->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	union bpf_attr attr;
-
-	CHILD_CHECK(cg >= 0);
-	/* Detach whatever is there, without or with a program fd. */
-	memset(&attr, 0, sizeof(attr));
-	attr.target_fd = cg;
-	attr.attach_type = BPF_CGROUP_DEVICE;
-	CHILD_CHECK(devguard_bpf(BPF_PROG_DETACH, &attr) < 0);
-	CHILD_CHECK(devguard_detach(*(const int *)c->arg, cg) < 0 && errno == EPERM);
-	/* Attach its own program over it, with override or alone. */
-	CHILD_CHECK(devguard_attach(*(const int *)c->arg, cg, BPF_F_ALLOW_OVERRIDE) < 0);
-	CHILD_CHECK(devguard_attach(*(const int *)c->arg, cg, 0) < 0);
-	/* It cannot load programs of its own here either. */
-	CHILD_CHECK(load_guard(0) < 0 && errno == EPERM);
-	/* Still guarded. */
-	return allowed_nodes_work(c);
-}
-
-TEST_F(guarded, container_cannot_remove_or_replace_guard)
-{
-	struct container c = { self->cgroup, self->work, try_to_remove_guard, &self->guard };
-
-	/* The container even holds the guard's fd: it still cannot. */
-	ASSERT_EQ(0, nsdev_run_child(enter_container, &c, false));
-}
-
 static int mknod_denied(struct container *c)
 {
 	CHILD_CHECK(node(c, "null", 'c', 1, 3) < 0 && errno == EPERM);
 	return 0;
+}
+
+/* What the container holds in container_cannot_remove_or_replace_guard. */
+struct held {
+	int guard;		/* the guard's fd, attached to the container's cgroup */
+	int plain;		/* a plain device program's fd, attached nowhere */
+	const char *free_cg;	/* a cgroup of the host's with no device program */
+};
+
+/*
+ * Line numbers below are kernel/bpf/cgroup.c of 6.12.118 with patches/
+ * applied; the container is root of its user namespace only, so
+ * device_guard_check() (:485-488) refuses it any change of a guard.
+ */
+static int try_to_remove_guard(struct container *c)
+{
+	const struct held *h = c->arg;
+	int cg = open(c->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int free_cg = open(h->free_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	union bpf_attr attr;
+
+	CHILD_CHECK(cg >= 0 && free_cg >= 0);
+	/*
+	 * Stock behaviour, whatever the patches do: a detach without a
+	 * program fd from a cgroup in BPF_F_ALLOW_MULTI mode is EINVAL in
+	 * find_detach_entry() (:1172-1176), before any guard check.
+	 */
+	memset(&attr, 0, sizeof(attr));
+	attr.target_fd = cg;
+	attr.attach_type = BPF_CGROUP_DEVICE;
+	CHILD_CHECK(devguard_bpf(BPF_PROG_DETACH, &attr) < 0 && errno == EINVAL);
+	/* Detaching the guard by its fd: the guard check (:1270), EPERM. */
+	CHILD_CHECK(devguard_detach(h->guard, cg) < 0 && errno == EPERM);
+	/*
+	 * Attaching it over itself with override or alone fails for stock
+	 * reasons too: EPERM comes from device_guard_check() (:861) first,
+	 * but without it the guard would still get EINVAL (a guard only with
+	 * BPF_F_ALLOW_MULTI, :869), and a kernel without the series EPERM
+	 * (no other mode in a BPF_F_ALLOW_MULTI cgroup, :877-882). These two
+	 * show nothing of the guard check: (a) and (b) below do.
+	 */
+	CHILD_CHECK(devguard_attach(h->guard, cg, BPF_F_ALLOW_OVERRIDE) < 0 && errno == EPERM);
+	CHILD_CHECK(devguard_attach(h->guard, cg, 0) < 0 && errno == EPERM);
+	/* It cannot load programs of its own here either (stock, no token). */
+	CHILD_CHECK(load_guard(0) < 0 && errno == EPERM);
+
+	/*
+	 * (a) Make a cgroup of the host's a guarded one. Stock, an attach
+	 * needs a program fd and no capability: a plain program goes there
+	 * and comes off again. The guard does not (:861).
+	 */
+	CHILD_CHECK(devguard_attach(h->plain, free_cg, BPF_F_ALLOW_MULTI) == 0);
+	CHILD_CHECK(devguard_detach(h->plain, free_cg) == 0);
+	CHILD_CHECK(devguard_attach(h->guard, free_cg, BPF_F_ALLOW_MULTI) < 0 && errno == EPERM);
+
+	/*
+	 * (b) Swap the guard out of its own cgroup for a plain program: stock
+	 * would allow it (the guard is found, :686-690); the guard check on
+	 * replace_prog (:861) does not.
+	 */
+	memset(&attr, 0, sizeof(attr));
+	attr.target_fd = cg;
+	attr.attach_type = BPF_CGROUP_DEVICE;
+	attr.attach_bpf_fd = h->plain;
+	attr.replace_bpf_fd = h->guard;
+	attr.attach_flags = BPF_F_ALLOW_MULTI | BPF_F_REPLACE;
+	CHILD_CHECK(devguard_bpf(BPF_PROG_ATTACH, &attr) < 0 && errno == EPERM);
+
+	/* Still guarded: what the guard allows is made, what it denies not. */
+	CHILD_CHECK(node(c, "full", 'c', 1, 7) < 0 && errno == EPERM);
+	return allowed_nodes_work(c);
+}
+
+/* The ids of the device programs in the cgroup open at cg: how many, or -1. */
+static int attached_ids(int cg, __u32 *ids, __u32 n)
+{
+	union bpf_attr attr;
+
+	memset(ids, 0, n * sizeof(*ids));
+	memset(&attr, 0, sizeof(attr));
+	attr.query.target_fd = cg;
+	attr.query.attach_type = BPF_CGROUP_DEVICE;
+	attr.query.prog_ids = (__u64)(unsigned long)ids;
+	attr.query.prog_cnt = n;
+	if (devguard_bpf(BPF_PROG_QUERY, &attr))
+		return -1;
+	return attr.query.prog_cnt;
+}
+
+static __u32 prog_id(int fd)
+{
+	struct bpf_prog_info info;
+	union bpf_attr attr;
+
+	memset(&info, 0, sizeof(info));
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = fd;
+	attr.info.info_len = sizeof(info);
+	attr.info.info = (__u64)(unsigned long)&info;
+	return devguard_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr) ? 0 : info.id;
+}
+
+TEST_F(guarded, container_cannot_remove_or_replace_guard)
+{
+	char free_path[128];
+	struct held h = { self->guard, load_guard(0), free_path };
+	struct container c = { self->cgroup, self->work, try_to_remove_guard, &h };
+	__u32 ids[4];
+	int free_cg;
+
+	ASSERT_LE(0, h.plain) TH_LOG("load: %s", strerror(errno));
+	ASSERT_NE(0, prog_id(self->guard));
+	snprintf(free_path, sizeof(free_path), CG_ROOT "/devguard_free.%d", getpid());
+	ASSERT_EQ(0, mkdir(free_path, 0755)) TH_LOG("%s: %s", free_path, strerror(errno));
+	free_cg = open(free_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	EXPECT_LE(0, free_cg);
+
+	/* The container even holds the guard's fd: it still cannot. */
+	EXPECT_EQ(0, nsdev_run_child(enter_container, &c, false));
+	/* The guard is still the one program of its cgroup... */
+	EXPECT_EQ(1, attached_ids(self->cg, ids, 4));
+	EXPECT_EQ(prog_id(self->guard), ids[0]);
+	/* ...and none is in the host's other cgroup, where mknod stays stock. */
+	EXPECT_EQ(0, attached_ids(free_cg, ids, 4));
+	EXPECT_EQ(0, in_container(free_path, self->work, mknod_denied, NULL));
+
+	/* Whatever got in where it should not. */
+	devguard_detach(self->guard, free_cg);
+	devguard_detach(h.plain, free_cg);
+	devguard_detach(h.plain, self->cg);
+	close(free_cg);
+	close(h.plain);
+	EXPECT_EQ(0, rmdir(free_path));
 }
 
 struct sync_pipes {
@@ -510,22 +615,56 @@ TEST_F(guarded, node_opens_only_under_the_guard)
 	EXPECT_EQ(0, nsdev_wait(pid));
 }
 
+/* Shared by guard_and_programs_judged_together and its container. */
+struct judged {
+	struct sync_pipes p;
+	struct judged_counts {
+		/* The host's: made odd after each detach, even after each attach. */
+		unsigned int phase;
+		/* The container's: its tries, and those across a detached moment. */
+		unsigned int tries, across;
+	} *n;	/* MAP_SHARED */
+};
+
 /* Tries, until told to stop, to make a node the guard denies. */
 static int mknod_denied_loop(struct container *c)
 {
-	const struct sync_pipes *p = c->arg;
+	const struct judged *j = c->arg;
+	struct judged_counts *n = j->n;
+	unsigned int before, after;
 	char path[256], byte;
-	int tries = 0;
+	ssize_t got;
 
+	/* Its copy of the host's end would keep it from seeing the host go. */
+	close(j->p.go[1]);
+	close(j->p.ready[0]);
 	snprintf(path, sizeof(path), "%s/full", c->work);
-	CHILD_CHECK(fcntl(p->go[0], F_SETFL, O_NONBLOCK) == 0);
-	CHILD_CHECK(write(p->ready[1], "r", 1) == 1);
-	while (read(p->go[0], &byte, 1) != 1) {
+	CHILD_CHECK(fcntl(j->p.go[0], F_SETFL, O_NONBLOCK) == 0);
+	CHILD_CHECK(write(j->p.ready[1], "r", 1) == 1);
+	for (;;) {
+		got = read(j->p.go[0], &byte, 1);
+		if (got == 1)
+			break;
+		if (got == 0) {
+			/* The host is gone (it failed): do not spin in its cgroup. */
+			fprintf(stderr, "# the host went away after %u tries\n", n->tries);
+			_exit(1);
+		}
+		CHILD_CHECK(errno == EAGAIN);
+		before = __atomic_load_n(&n->phase, __ATOMIC_SEQ_CST);
 		/* Guarded or not at this instant, /dev/full is never allowed. */
 		CHILD_CHECK(mknod(path, S_IFCHR | 0600, makedev(1, 7)) < 0 && errno == EPERM);
-		tries++;
+		after = __atomic_load_n(&n->phase, __ATOMIC_SEQ_CST);
+		n->tries++;
+		/*
+		 * An odd phase was set in between: when it was, the guard was
+		 * detached and the attach not begun, so the try spanned a
+		 * moment without the guard.
+		 */
+		if (after > before + (before & 1))
+			n->across++;
 	}
-	CHILD_CHECK(tries > 0);
+	CHILD_CHECK(n->tries > 0);
 	return 0;
 }
 
@@ -536,24 +675,37 @@ static int mknod_denied_loop(struct container *c)
  */
 TEST_F(guarded, guard_and_programs_judged_together)
 {
-	struct sync_pipes p;
-	struct container c = { self->cgroup, self->work, mknod_denied_loop, &p };
+	struct judged j;
+	struct container c = { self->cgroup, self->work, mknod_denied_loop, &j };
+	const int cycles = 2000;
 	char byte;
 	pid_t pid;
 
-	ASSERT_EQ(0, pipe(p.ready));
-	ASSERT_EQ(0, pipe(p.go));
+	j.n = mmap(NULL, sizeof(*j.n), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, j.n);
+	memset(j.n, 0, sizeof(*j.n));
+	ASSERT_EQ(0, pipe(j.p.ready));
+	ASSERT_EQ(0, pipe(j.p.go));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		_exit(enter_container(&c));
-	ASSERT_EQ(1, read(p.ready[0], &byte, 1));
-	for (int i = 0; i < 2000; i++) {
+	/* Without it, a container that dies shows as EOF here. */
+	close(j.p.ready[1]);
+	ASSERT_EQ(1, read(j.p.ready[0], &byte, 1)) TH_LOG("the container failed");
+	for (int i = 0; i < cycles; i++) {
 		ASSERT_EQ(0, devguard_detach(self->guard, self->cg));
+		__atomic_add_fetch(&j.n->phase, 1, __ATOMIC_SEQ_CST);
 		ASSERT_EQ(0, devguard_attach(self->guard, self->cg, BPF_F_ALLOW_MULTI));
+		__atomic_add_fetch(&j.n->phase, 1, __ATOMIC_SEQ_CST);
 	}
-	ASSERT_EQ(1, write(p.go[1], "g", 1));
+	ASSERT_EQ(1, write(j.p.go[1], "g", 1));
 	EXPECT_EQ(0, nsdev_wait(pid));
+	TH_LOG("%d detach/attach cycles: %u mknod tries, %u of them across a moment without the guard",
+	       cycles, j.n->tries, j.n->across);
+	/* The container tried while the guard came and went, not only around it. */
+	EXPECT_LT(0u, j.n->across);
+	munmap(j.n, sizeof(*j.n));
 }
 
 TEST_F(guarded, detaching_the_guard_stops_mknod)

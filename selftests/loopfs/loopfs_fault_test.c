@@ -8,7 +8,10 @@
  * instance as it was: no device, node, partition, binding, open count,
  * device count or backing-file reference left behind; each run that
  * succeeded despite the failure (a failure the kernel tolerates) must have
- * done all it reports. The runner fails the test on any kernel splat, and
+ * done all it reports. An operation must have had at least a minimum
+ * number of its allocations failed, so that an injection that does not
+ * reach it fails the test; the two that make no allocation must succeed
+ * with a failure armed. The runner fails the test on any kernel splat, and
  * kmemleak (FLAVOUR=debug) on any leak.
  *
  * All of it runs as root of a user namespace owned by an unprivileged user,
@@ -135,10 +138,20 @@ static void check_part(struct ctx *c, int want)
  * Runs op(c) with its first, second, ... allocation failed, and once without
  * a failure, calling check(c, ret, injected) after each run with errno as op
  * left it. A failed run must fail with ENOMEM, or with also if not 0.
+ * At least min allocations must have been failed in turn: fewer means the
+ * injection did not reach op (a failslab cache-filter or other setting left
+ * behind, the allocations moved to a worker, GFP flags failslab skips), and
+ * its failure paths went untested.
  * Returns 0, or exits the child where a check fails.
+ *
+ * The minimums are about a quarter of what the normal flavour fails
+ * (FLAVOUR=debug fails about twice as many), rounded down and at least 1:
+ * a floor that holds whatever the config or the number of CPUs, not an
+ * exact count. Each call notes the normal flavour's count of the last run.
  */
 static int each_failure(struct ctx *c, const char *what, int (*op)(struct ctx *),
-			void (*check)(struct ctx *, int, bool), int also)
+			void (*check)(struct ctx *, int, bool), int also,
+			unsigned int min)
 {
 	unsigned int n;
 
@@ -161,11 +174,44 @@ static int each_failure(struct ctx *c, const char *what, int (*op)(struct ctx *)
 		check(c, ret, injected);
 		if (!injected) {
 			printf("# %s: %u allocations failed in turn\n", what, n - 1);
+			if (n - 1 < min) {
+				fprintf(stderr, "# %s: only %u allocations failed, at least %u expected: the injection did not reach it\n",
+					what, n - 1, min);
+				_exit(1);
+			}
 			return 0;
 		}
 	}
 	fprintf(stderr, "# %s: more than %d allocations\n", what, MAX_ROUNDS);
 	_exit(1);
+}
+
+/*
+ * For an operation that makes no allocation in the calling task: runs op(c)
+ * once with its first allocation armed to fail, which must not be used, and
+ * op must succeed; then check(c, ret, false). Fails the child if op
+ * allocated (it then belongs in each_failure(), with a minimum).
+ */
+static void no_allocation(struct ctx *c, const char *what, int (*op)(struct ctx *),
+			  void (*check)(struct ctx *, int, bool))
+{
+	bool injected;
+	int ret;
+
+	CHILD_CHECK(!nsdev_fail_nth(c->fail, 1));
+	ret = op(c);
+	injected = fail_injected(c);
+	if (injected) {
+		fprintf(stderr, "# %s now allocates (ret %d, errno %d): test its failures with each_failure()\n",
+			what, ret, ret < 0 ? errno : 0);
+		_exit(1);
+	}
+	if (ret < 0) {
+		fprintf(stderr, "# %s with failslab armed: %s\n", what, strerror(errno));
+		_exit(1);
+	}
+	printf("# %s: no allocation, succeeded with a failure armed\n", what);
+	check(c, ret, false);
 }
 
 static int write_image(struct ctx *c, int i, char fill)
@@ -310,7 +356,7 @@ static int mount_child(void *arg)
 	struct ctx *c = arg;
 
 	ctx_init(c);
-	each_failure(c, "mount", op_mount, check_mount, 0);
+	each_failure(c, "mount", op_mount, check_mount, 0, 6);	/* 24 */
 	ctx_fini(c);
 	return 0;
 }
@@ -352,8 +398,9 @@ static int ctl_add_child(void *arg)
 	 * (device_add() of a device without a name); loop.c's LOOP_CTL_ADD
 	 * returns the same.
 	 */
-	each_failure(c, "LOOP_CTL_ADD", op_ctl_add, check_added, EINVAL);
-	each_failure(c, "LOOP_CTL_GET_FREE", op_ctl_get_free, check_added, EINVAL);
+	each_failure(c, "LOOP_CTL_ADD", op_ctl_add, check_added, EINVAL, 64);	/* 256 */
+	each_failure(c, "LOOP_CTL_GET_FREE", op_ctl_get_free, check_added, EINVAL,
+		     64);	/* 256 */
 	ctx_fini(c);
 	return 0;
 }
@@ -382,7 +429,7 @@ static int ctl_remove_child(void *arg)
 	struct ctx *c = arg;
 
 	ctx_init_loop0(c);
-	each_failure(c, "LOOP_CTL_REMOVE", op_ctl_remove, check_removed, 0);
+	each_failure(c, "LOOP_CTL_REMOVE", op_ctl_remove, check_removed, 0, 1);	/* 6 */
 	ctx_fini(c);
 	return 0;
 }
@@ -433,7 +480,7 @@ static int configure_child(void *arg)
 	struct ctx *c = arg;
 
 	ctx_init_loop0(c);
-	each_failure(c, "LOOP_CONFIGURE", op_configure, check_configured, 0);
+	each_failure(c, "LOOP_CONFIGURE", op_configure, check_configured, 0, 12);	/* 54 */
 	CHILD_CHECK(!ioctl(c->ctl, LOOP_CTL_REMOVE, 0));
 	ctx_fini(c);
 	return 0;
@@ -554,13 +601,25 @@ static int bound_child(void *arg)
 	close(bound_dev);
 	bound_dev = open_node(c, "loop0", O_RDONLY | O_DIRECT);
 	CHILD_CHECK(bound_dev >= 0);
-	each_failure(c, "LOOP_SET_STATUS64", op_set_status, check_status, 0);
-	each_failure(c, "LOOP_CHANGE_FD", op_change_fd, check_change_fd, 0);
-	each_failure(c, "LOOP_SET_BLOCK_SIZE", op_block_size, check_block_size, 0);
-	each_failure(c, "open of a partition", op_open, check_open, 0);
+	/*
+	 * LOOP_SET_STATUS64 (offset and size limit, no new partition scan)
+	 * and LOOP_SET_BLOCK_SIZE make no allocation in the calling task:
+	 * they change the binding under the device's lock, write back and
+	 * drop the page cache (nothing dirty: the device is read-only),
+	 * freeze the queue and set the capacity or the queue limits, and the
+	 * capacity change's uevent is suppressed (loopfs_disk_create())
+	 * before it allocates. They have no allocation failure to test: they
+	 * must succeed with one armed, and no_allocation() fails if either
+	 * starts to allocate.
+	 */
+	no_allocation(c, "LOOP_SET_STATUS64", op_set_status, check_status);
+	each_failure(c, "LOOP_CHANGE_FD", op_change_fd, check_change_fd, 0, 8);	/* 39 */
+	no_allocation(c, "LOOP_SET_BLOCK_SIZE", op_block_size, check_block_size);
+	each_failure(c, "open of a partition", op_open, check_open, 0, 1);	/* 3 */
 	unbind0(c, bound_dev);
 	bound_dev = bind0(c, 0, LO_FLAGS_READ_ONLY);
-	each_failure(c, "LOOP_SET_STATUS64 partition scan", op_partscan, check_partscan, 0);
+	each_failure(c, "LOOP_SET_STATUS64 partition scan", op_partscan, check_partscan, 0,
+		     8);	/* 35 */
 	/* No open count left behind: the device unbinds and goes at once. */
 	unbind0(c, bound_dev);
 	CHILD_CHECK(!ioctl(c->ctl, LOOP_CTL_REMOVE, 0));

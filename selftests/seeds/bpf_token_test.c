@@ -9,6 +9,8 @@
  */
 
 #define _GNU_SOURCE
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
@@ -497,8 +499,14 @@ TEST(token_program_cannot_undo_the_guard)
  * guard then looked at a dead cgroup (its cgroup.procs gone, its programs
  * freed): a NULL dereference with the cgroup lock held. Each attach must
  * succeed, or fail with ENOENT (gone before), ENODEV (gone during) or
- * EINVAL (attached to that cgroup already).
+ * EINVAL (attached to that cgroup already). The test races for RACE_MIN
+ * seconds, then on until an attach has hit the window (ENODEV), for
+ * RACE_MAX seconds at most: a run that never hit it shows nothing, and
+ * fails.
  */
+#define RACE_MIN 3
+#define RACE_MAX 30
+
 static bool within(const struct timespec *start, int seconds)
 {
 	struct timespec now;
@@ -512,24 +520,30 @@ static int racer(void *arg)
 	const struct cgroups *g = arg;
 	int token, prog, cg, attached = 0, again = 0, gone = 0, dead = 0, made = 0;
 	static char log[65536];
-	struct timespec start;
+	struct timespec start, end;
+	int *stop;	/* shared with the remover */
 	pid_t remover;
 
 	token = delegated_token(g->sock);
 	CHILD_CHECK(token >= 0);
 	prog = load_allow_all(0, 0, token, log, sizeof(log));
 	CHILD_CHECK(prog >= 0);
+	stop = mmap(NULL, sizeof(*stop), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHILD_CHECK(stop != MAP_FAILED);
+	*stop = 0;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	remover = fork();
 	CHILD_CHECK(remover >= 0);
 	if (remover == 0) {
-		while (within(&start, 3)) {
+		/* Not on past the racer, should it fail. */
+		CHILD_CHECK(prctl(PR_SET_PDEATHSIG, SIGKILL) == 0);
+		while (!__atomic_load_n(stop, __ATOMIC_RELAXED) && within(&start, RACE_MAX + 5)) {
 			CHILD_CHECK(!mkdir(g->sibling, 0755) || errno == EEXIST);
 			rmdir(g->sibling);
 		}
 		_exit(0);
 	}
-	while (within(&start, 3)) {
+	while (within(&start, RACE_MIN) || (!dead && within(&start, RACE_MAX))) {
 		cg = open(g->sibling, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (cg < 0)
 			continue;
@@ -546,15 +560,26 @@ static int racer(void *arg)
 		}
 		close(cg);
 	}
+	__atomic_store_n(stop, 1, __ATOMIC_RELAXED);
 	CHILD_CHECK(nsdev_wait(remover) == 0);
-	printf("# %d attaches: %d attached, %d there already, cgroup gone %d, removed during the attach %d\n",
-	       made, attached, again, gone, dead);
-	/* The race was run: the cgroup was there to attach to. */
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	ksft_print_msg("%d attaches in %lds: %d attached, %d there already, cgroup gone %d, removed during the attach %d\n",
+		       made, (long)(end.tv_sec - start.tv_sec), attached, again, gone, dead);
+	/* The race was run: the cgroup was there to attach to... */
 	CHILD_CHECK(made > 0);
+	/* ...and an attach did find it removed under it. */
+	if (!dead)
+		ksft_print_msg("no attach hit the window in %ds\n", RACE_MAX);
+	CHILD_CHECK(dead > 0);
 	return 0;
 }
 
-TEST(token_attach_racing_cgroup_removal)
+/* Only for TEST_F_TIMEOUT: the race may take RACE_MAX seconds. */
+FIXTURE(slow) {};
+FIXTURE_SETUP(slow) {}
+FIXTURE_TEARDOWN(slow) {}
+
+TEST_F_TIMEOUT(slow, token_attach_racing_cgroup_removal, RACE_MAX + 30)
 {
 	struct devguard_rule host_allows = { 'c', 1, 3 };
 	int host, cg, guard;
