@@ -116,6 +116,7 @@ void loopfs_blk_drain(void);
 struct workqueue_struct *loopfs_reap_queue(void);
 bool loopfs_file_is_loopfs_bdev(struct file *file);
 bool loopfs_bdev_has_id(struct block_device *bdev, u64 id);
+bool loopfs_opening_through_node(void);
 bool loopfs_file_untrusted(struct file *file);
 bool loopfs_file_on_loopfs(struct file *file);
 bool loopfs_file_append_only(struct file *file);
@@ -171,7 +172,7 @@ u32 rust_loopfs_instance_max(void *instance);
 long rust_loopfs_ctl_ioctl(void *instance, unsigned int cmd, unsigned long arg);
 
 /* Rust: devices (the disk's private reference). */
-int rust_loopfs_dev_open(void *dev);
+int rust_loopfs_dev_open(void *dev, u32 mode, bool through_node);
 u64 rust_loopfs_dev_id(void *dev);
 bool rust_loopfs_dev_visible(void *dev);
 void rust_loopfs_dev_last_close(void *dev, struct gendisk *disk);

@@ -459,7 +459,8 @@ static int loopfs_bdev_open(struct gendisk *disk, blk_mode_t mode)
 {
 	struct loopfs_disk *ld = disk->private_data;
 
-	return rust_loopfs_dev_open(ld->dev);
+	return rust_loopfs_dev_open(ld->dev, (__force u32)mode,
+				    loopfs_opening_through_node());
 }
 
 static void loopfs_bdev_release(struct gendisk *disk)

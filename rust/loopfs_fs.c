@@ -103,14 +103,50 @@ void loopfs_put_user_ns(struct user_namespace *ns)
 static const struct file_operations *loopfs_def_blk_fops;
 static const struct file_operations *loopfs_node_fops;
 
+/*
+ * The tasks opening a disk through an instance's node, each for the length
+ * of that open: the disk's open (loopfs_bdev_open()) tells them from the
+ * openers of other nodes of it, such as the host's devtmpfs node.
+ */
+struct loopfs_node_opener {
+	struct list_head node;
+	struct task_struct *task;
+};
+
+static DEFINE_SPINLOCK(loopfs_node_openers_lock);
+static LIST_HEAD(loopfs_node_openers);
+
+bool loopfs_opening_through_node(void)
+{
+	struct loopfs_node_opener *o;
+	bool found = false;
+
+	spin_lock(&loopfs_node_openers_lock);
+	list_for_each_entry(o, &loopfs_node_openers, node) {
+		if (o->task == current) {
+			found = true;
+			break;
+		}
+	}
+	spin_unlock(&loopfs_node_openers_lock);
+	return found;
+}
+
 static int loopfs_node_open(struct inode *inode, struct file *file)
 {
 	u64 id = (uintptr_t)READ_ONCE(inode->i_private);
+	struct loopfs_node_opener me = { .task = current };
 	int ret;
 
 	if (!id)
 		return -ENXIO;
+	spin_lock(&loopfs_node_openers_lock);
+	list_add(&me.node, &loopfs_node_openers);
+	spin_unlock(&loopfs_node_openers_lock);
 	ret = loopfs_def_blk_fops->open(inode, file);
+	spin_lock(&loopfs_node_openers_lock);
+	list_del(&me.node);
+	spin_unlock(&loopfs_node_openers_lock);
 	if (ret)
 		return ret;
 	if (!loopfs_bdev_has_id(I_BDEV(file->f_mapping->host), id)) {

@@ -453,9 +453,13 @@ unsafe extern "C" fn rust_loopfs_ctl_ioctl(ptr: *mut c_void, cmd: c_uint, arg: c
 ///
 /// `dev` must be a live disk's device pointer (see [`device`]).
 #[no_mangle]
-unsafe extern "C" fn rust_loopfs_dev_open(dev: *mut c_void) -> c_int {
+unsafe extern "C" fn rust_loopfs_dev_open(
+    dev: *mut c_void,
+    mode: u32,
+    through_node: bool,
+) -> c_int {
     // SAFETY: Guaranteed by the function's safety requirements.
-    to_c(unsafe { device(dev) }.open().map(|()| 0))
+    to_c(unsafe { device(dev) }.open(mode, through_node).map(|()| 0))
 }
 
 /// The device's id, which the instance's nodes carry.

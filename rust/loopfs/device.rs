@@ -683,9 +683,23 @@ impl Device {
         inside || ns.capable_sys_admin()
     }
 
-    /// `lo_open()`.
-    pub(crate) fn open(&self) -> Result {
-        if !self.visible() {
+    /// `lo_open()`, with `mode` (`BLK_OPEN_*`), through a node of an
+    /// instance (`through_node`) or another. A container's devices open in
+    /// its namespaces; from outside them, for tasks with `CAP_SYS_ADMIN`
+    /// over them (host root), only through the instance's nodes or
+    /// exclusively (`O_EXCL`): not for the host's udev handling the disk's
+    /// add uevent, nor a scanner, opening the host's node. Those would
+    /// read what the container bound meanwhile as host root (blkid, LVM and
+    /// RAID auto-assembly of container data).
+    pub(crate) fn open(&self, mode: u32, through_node: bool) -> Result {
+        let ns = &self.instance.user_ns;
+        let inside = if ns.is_init() {
+            ns.is_current()
+        } else {
+            ns.current_in()
+        };
+        let exclusive = mode & sys::BLK_OPEN_EXCL != 0;
+        if !inside && !(ns.capable_sys_admin() && (through_node || exclusive)) {
             return Err(ENXIO);
         }
         match &*self.state.lock()? {

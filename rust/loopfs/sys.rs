@@ -38,7 +38,8 @@ pub(crate) mod ffi {
     include!("../loopfs_generated.rs");
 }
 
-use ffi::{LOOPFS_BLK_OPEN_EXCL as BLK_OPEN_EXCL, LOOPFS_FMODE_CAN_ODIRECT as FMODE_CAN_ODIRECT};
+pub(crate) use ffi::LOOPFS_BLK_OPEN_EXCL as BLK_OPEN_EXCL;
+use ffi::LOOPFS_FMODE_CAN_ODIRECT as FMODE_CAN_ODIRECT;
 use ffi::{LOOPFS_FMODE_READ as FMODE_READ, LOOPFS_FMODE_WRITE as FMODE_WRITE};
 
 /// Errors `kernel::error::code` of Linux 6.12 does not name.

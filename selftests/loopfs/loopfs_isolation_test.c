@@ -237,16 +237,20 @@ static int probe_read(void *arg)
 
 /*
  * Another container, or a host user, with a node for a container's disk or
- * partition (made by mknod where the filesystem allows it) cannot open it;
- * host root can. Nor can they read its backing file's path in sysfs.
+ * partition (made by mknod where the filesystem allows it) cannot open it.
+ * Nor can they read its backing file's path in sysfs. Host root opens it
+ * through the instance's node, or exclusively (O_EXCL) through another;
+ * a plain open of another node is what the host's udev makes on the
+ * disk's add uevent, by which time the container may have bound an image
+ * (blkid, LVM and RAID auto-assembly would parse it as host root): ENXIO.
  */
 TEST(foreign_nodes_do_not_open)
 {
 	char dir[] = "/tmp/loopfs_nodes.XXXXXX", disk[64], part[64], ctl[64];
-	char buf[64], sysfs[128];
+	char buf[64], sysfs[128], path[PATH_MAX];
 	struct probe p;
 	struct tenant t;
-	int major;
+	int major, fd;
 
 	ASSERT_EQ(0, tenant_start(&t, NULL));
 	ASSERT_NE(NULL, mkdtemp(dir));
@@ -259,9 +263,22 @@ TEST(foreign_nodes_do_not_open)
 	ASSERT_EQ(0, chmod(disk, 0666));
 	ASSERT_EQ(0, chmod(part, 0666));
 
-	/* Host root reaches the container's data. */
-	ASSERT_EQ(strlen(SECRET), read_secret(disk, buf, strlen(SECRET)));
+	/* Host root reaches the container's data through its instance... */
+	snprintf(path, sizeof(path), "/proc/%d/root%s/lfs/loop0", t.pid, t.dir);
+	ASSERT_EQ(strlen(SECRET), read_secret(path, buf, strlen(SECRET)));
 	EXPECT_EQ(0, memcmp(buf, SECRET, strlen(SECRET)));
+	/* ... or exclusively, */
+	fd = open(disk, O_RDONLY | O_EXCL | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	memset(buf, 0, sizeof(buf));
+	EXPECT_EQ(strlen(SECRET), pread(fd, buf, strlen(SECRET), SECRET_AT));
+	EXPECT_EQ(0, memcmp(buf, SECRET, strlen(SECRET)));
+	close(fd);
+	/* not as udev and scanners open its other nodes. */
+	EXPECT_EQ(-ENXIO, read_secret(disk, buf, strlen(SECRET)));
+	EXPECT_EQ(-ENXIO, read_secret(part, buf, strlen(SECRET)));
+	snprintf(path, sizeof(path), "/dev/loopfs/%u", minor(t.disk));
+	EXPECT_EQ(-ENXIO, read_secret(path, buf, strlen(SECRET)));
 
 	/* Another container and a plain host user do not. */
 	p = (struct probe){ disk, true };
