@@ -904,14 +904,32 @@ void loopfs_disk_set_partscan(struct gendisk *disk, bool on)
 		set_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
 }
 
+/*
+ * The disk suppresses uevents, so its partitions' adds were never sent:
+ * nor are their removals, by the next rescan or the disk's deletion (one
+ * per partition, up to 255, to every network namespace's listeners).
+ */
+static int loopfs_disk_changed(struct gendisk *disk)
+{
+	struct block_device *part;
+	unsigned long idx;
+	int ret;
+
+	lockdep_assert_held(&disk->open_mutex);
+	ret = bdev_disk_changed(disk, false);
+	xa_for_each_start(&disk->part_tbl, idx, part, 1)
+		dev_set_uevent_suppress(&part->bd_device, 1);
+	return ret;
+}
+
 int loopfs_disk_rescan(struct gendisk *disk, bool locked)
 {
 	int ret;
 
 	if (locked)
-		return bdev_disk_changed(disk, false);
+		return loopfs_disk_changed(disk);
 	mutex_lock(&disk->open_mutex);
-	ret = bdev_disk_changed(disk, false);
+	ret = loopfs_disk_changed(disk);
 	mutex_unlock(&disk->open_mutex);
 	return ret;
 }
