@@ -116,7 +116,7 @@ void loopfs_blk_drain(void);
 struct workqueue_struct *loopfs_reap_queue(void);
 bool loopfs_file_is_loopfs_bdev(struct file *file);
 bool loopfs_bdev_has_id(struct block_device *bdev, u64 id);
-bool loopfs_opening_through_node(void);
+bool loopfs_opening_through_node(u64 id);
 bool loopfs_file_untrusted(struct file *file);
 bool loopfs_file_on_loopfs(struct file *file);
 bool loopfs_file_append_only(struct file *file);

@@ -460,7 +460,7 @@ static int loopfs_bdev_open(struct gendisk *disk, blk_mode_t mode)
 	struct loopfs_disk *ld = disk->private_data;
 
 	return rust_loopfs_dev_open(ld->dev, (__force u32)mode,
-				    loopfs_opening_through_node());
+		loopfs_opening_through_node(rust_loopfs_dev_id(ld->dev)));
 }
 
 static void loopfs_bdev_release(struct gendisk *disk)
@@ -698,12 +698,31 @@ out_free:
  * open (under open_mutex), the queue is drained and torn down, and the sysfs
  * attributes are gone with their readers.
  */
+/*
+ * The disk suppresses uevents, so its partitions' adds were never sent:
+ * nor are their removals, by a rescan or the disk's deletion (one per
+ * partition, up to 255, to every network namespace's listeners), whoever
+ * made them (loopfs, or a scan at open after host root's BLKRRPART).
+ */
+static void loopfs_disk_quiet_partitions(struct gendisk *disk)
+{
+	struct block_device *part;
+	unsigned long idx;
+
+	lockdep_assert_held(&disk->open_mutex);
+	xa_for_each_start(&disk->part_tbl, idx, part, 1)
+		dev_set_uevent_suppress(&part->bd_device, 1);
+}
+
 void *loopfs_disk_destroy(struct gendisk *disk)
 {
 	struct loopfs_disk *ld = disk->private_data;
 	void *dev = ld->dev;
 
-	/* The host saw the add: let it see the remove. */
+	/* The host saw the add: let it see the remove; not the partitions'. */
+	mutex_lock(&disk->open_mutex);
+	loopfs_disk_quiet_partitions(disk);
+	mutex_unlock(&disk->open_mutex);
 	dev_set_uevent_suppress(disk_to_dev(disk), 0);
 	del_gendisk(disk);
 	destroy_workqueue(ld->wq);
@@ -904,21 +923,13 @@ void loopfs_disk_set_partscan(struct gendisk *disk, bool on)
 		set_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
 }
 
-/*
- * The disk suppresses uevents, so its partitions' adds were never sent:
- * nor are their removals, by the next rescan or the disk's deletion (one
- * per partition, up to 255, to every network namespace's listeners).
- */
 static int loopfs_disk_changed(struct gendisk *disk)
 {
-	struct block_device *part;
-	unsigned long idx;
 	int ret;
 
-	lockdep_assert_held(&disk->open_mutex);
+	loopfs_disk_quiet_partitions(disk);
 	ret = bdev_disk_changed(disk, false);
-	xa_for_each_start(&disk->part_tbl, idx, part, 1)
-		dev_set_uevent_suppress(&part->bd_device, 1);
+	loopfs_disk_quiet_partitions(disk);
 	return ret;
 }
 

@@ -104,26 +104,29 @@ static const struct file_operations *loopfs_def_blk_fops;
 static const struct file_operations *loopfs_node_fops;
 
 /*
- * The tasks opening a disk through an instance's node, each for the length
- * of that open: the disk's open (loopfs_bdev_open()) tells them from the
- * openers of other nodes of it, such as the host's devtmpfs node.
+ * The tasks opening a disk through an instance's node, or asking the block
+ * layer to open it through one (BLKRRPART), each for the length of that
+ * call and for the device the node was made for: the disk's open
+ * (loopfs_bdev_open()) tells them from the openers of other nodes of it,
+ * such as the host's devtmpfs node.
  */
 struct loopfs_node_opener {
 	struct list_head node;
 	struct task_struct *task;
+	u64 id;
 };
 
 static DEFINE_SPINLOCK(loopfs_node_openers_lock);
 static LIST_HEAD(loopfs_node_openers);
 
-bool loopfs_opening_through_node(void)
+bool loopfs_opening_through_node(u64 id)
 {
 	struct loopfs_node_opener *o;
 	bool found = false;
 
 	spin_lock(&loopfs_node_openers_lock);
 	list_for_each_entry(o, &loopfs_node_openers, node) {
-		if (o->task == current) {
+		if (o->task == current && o->id == id) {
 			found = true;
 			break;
 		}
@@ -132,21 +135,31 @@ bool loopfs_opening_through_node(void)
 	return found;
 }
 
+static void loopfs_node_opener_add(struct loopfs_node_opener *o)
+{
+	spin_lock(&loopfs_node_openers_lock);
+	list_add(&o->node, &loopfs_node_openers);
+	spin_unlock(&loopfs_node_openers_lock);
+}
+
+static void loopfs_node_opener_del(struct loopfs_node_opener *o)
+{
+	spin_lock(&loopfs_node_openers_lock);
+	list_del(&o->node);
+	spin_unlock(&loopfs_node_openers_lock);
+}
+
 static int loopfs_node_open(struct inode *inode, struct file *file)
 {
 	u64 id = (uintptr_t)READ_ONCE(inode->i_private);
-	struct loopfs_node_opener me = { .task = current };
+	struct loopfs_node_opener me = { .task = current, .id = id };
 	int ret;
 
 	if (!id)
 		return -ENXIO;
-	spin_lock(&loopfs_node_openers_lock);
-	list_add(&me.node, &loopfs_node_openers);
-	spin_unlock(&loopfs_node_openers_lock);
+	loopfs_node_opener_add(&me);
 	ret = loopfs_def_blk_fops->open(inode, file);
-	spin_lock(&loopfs_node_openers_lock);
-	list_del(&me.node);
-	spin_unlock(&loopfs_node_openers_lock);
+	loopfs_node_opener_del(&me);
 	if (ret)
 		return ret;
 	if (!loopfs_bdev_has_id(I_BDEV(file->f_mapping->host), id)) {
@@ -179,21 +192,45 @@ static bool loopfs_node_ioctl_denied(unsigned int cmd)
 	}
 }
 
+/*
+ * An ioctl through an instance's node: BLKRRPART opens the disk again
+ * (disk_scan_partitions()), through the node as far as the disk's open is
+ * concerned.
+ */
+static long loopfs_node_call_ioctl(struct file *file, unsigned int cmd,
+				   unsigned long arg,
+				   long (*ioctl)(struct file *, unsigned int,
+						 unsigned long))
+{
+	struct loopfs_node_opener me = {
+		.task = current,
+		.id = (uintptr_t)READ_ONCE(file_inode(file)->i_private),
+	};
+	long ret;
+
+	if (loopfs_node_ioctl_denied(cmd))
+		return -EPERM;
+	if (cmd != BLKRRPART)
+		return ioctl(file, cmd, arg);
+	loopfs_node_opener_add(&me);
+	ret = ioctl(file, cmd, arg);
+	loopfs_node_opener_del(&me);
+	return ret;
+}
+
 static long loopfs_node_ioctl(struct file *file, unsigned int cmd,
 			      unsigned long arg)
 {
-	if (loopfs_node_ioctl_denied(cmd))
-		return -EPERM;
-	return loopfs_def_blk_fops->unlocked_ioctl(file, cmd, arg);
+	return loopfs_node_call_ioctl(file, cmd, arg,
+				      loopfs_def_blk_fops->unlocked_ioctl);
 }
 
 #ifdef CONFIG_COMPAT
 static long loopfs_node_compat_ioctl(struct file *file, unsigned int cmd,
 				     unsigned long arg)
 {
-	if (loopfs_node_ioctl_denied(cmd))
-		return -EPERM;
-	return loopfs_def_blk_fops->compat_ioctl(file, cmd, arg);
+	return loopfs_node_call_ioctl(file, cmd, arg,
+				      loopfs_def_blk_fops->compat_ioctl);
 }
 #endif
 

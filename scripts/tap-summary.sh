@@ -54,7 +54,7 @@ else
 fi
 
 if [ "$skip" -gt 0 ] && [ "$strict" = 1 ]; then
-	echo "not ok - $skip tests skipped on the project's kernel, which has what they need"
+	echo "not ok - $skip tests skipped: the project's kernel and scripts/setup.sh provide what every test needs"
 	fail=$((fail + skip)) skip=0
 fi
 

@@ -41,7 +41,10 @@ boot() {
 		shift
 	done
 	shift
+	# A soft lockup is 2 * watchdog_thresh seconds on a CPU: under TCG a
+	# busy host can hold a vCPU back for 20 s.
 	timeout -k 10 "$secs" vng --run "$image" "${args[@]}" \
+		--append watchdog_thresh=30 \
 		--cpus 2 --memory "$memory" --rwdir "$dir" --cwd "$NSDEV_ROOT" \
 		--verbose --exec "$*" </dev/null >"$dir/console.log" 2>&1 || true
 }

@@ -1240,7 +1240,8 @@ impl Device {
         // filesystem is called without `rw_verify_area()`.
         let pos = || {
             let end = info.pos.checked_add(u64::from(info.bytes)).ok_or(EIO)?;
-            if end > rq.disk().capacity() || end.checked_add(offset) > Some(i64::MAX as u64) {
+            let in_file = matches!(end.checked_add(offset), Some(e) if e <= i64::MAX as u64);
+            if end > rq.disk().capacity() || !in_file {
                 return Err(EIO);
             }
             Ok(info.pos + offset)

@@ -267,6 +267,11 @@ TEST(foreign_nodes_do_not_open)
 	snprintf(path, sizeof(path), "/proc/%d/root%s/lfs/loop0", t.pid, t.dir);
 	ASSERT_EQ(strlen(SECRET), read_secret(path, buf, strlen(SECRET)));
 	EXPECT_EQ(0, memcmp(buf, SECRET, strlen(SECRET)));
+	/* (BLKRRPART there opens the disk again, as through that node) */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, ioctl(fd, BLKRRPART)) TH_LOG("BLKRRPART: %s", strerror(errno));
+	close(fd);
 	/* ... or exclusively, */
 	fd = open(disk, O_RDONLY | O_EXCL | O_CLOEXEC);
 	ASSERT_LE(0, fd);
