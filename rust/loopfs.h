@@ -158,6 +158,8 @@ void loopfs_file_restore_gfp(struct file *file, gfp_t gfp);
 u64 loopfs_file_magic(struct file *file);
 const struct cred *loopfs_get_current_cred(void);
 void loopfs_put_cred(const struct cred *cred);
+u64 loopfs_now_ns(void);
+bool loopfs_sleep_killable(u64 ns);
 u64 loopfs_current_fsize_limit(void);
 
 /* Rust: instances (sb->s_fs_info). */

@@ -1304,6 +1304,18 @@ void loopfs_put_cred(const struct cred *cred)
 	put_cred(cred);
 }
 
+u64 loopfs_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
+/* Sleeps ns or until a fatal signal; whether one is pending. */
+bool loopfs_sleep_killable(u64 ns)
+{
+	schedule_timeout_killable(nsecs_to_jiffies(ns));
+	return fatal_signal_pending(current);
+}
+
 u64 loopfs_current_fsize_limit(void)
 {
 	return rlimit(RLIMIT_FSIZE);

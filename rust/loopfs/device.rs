@@ -63,6 +63,9 @@ pub(crate) struct Counts {
     /// root made (`container_user()`), keyed by the global uid;
     /// only users with devices are here.
     per_user: RBTree<u32, u32>,
+    /// When the next partition scan of each of those users' devices is
+    /// due (`scan_turn()`), keyed as `per_user`.
+    scans: RBTree<u32, u64>,
     /// Devices of unmounted instances not removed yet, by address.
     orphans: RBTree<usize, Arc<Device>>,
 }
@@ -83,6 +86,7 @@ impl Registry {
                 total: 0,
                 per_ns: RBTree::new(),
                 per_user: RBTree::new(),
+                scans: RBTree::new(),
                 orphans: RBTree::new(),
             }),
             GFP_KERNEL,
@@ -196,18 +200,56 @@ impl DeviceSlot {
             {
                 return Err(ENOSPC)
             }
-            Some(uid) => Some((uid, RBTreeNodeReservation::new(GFP_KERNEL)?)),
+            Some(uid) => Some((
+                uid,
+                RBTreeNodeReservation::new(GFP_KERNEL)?,
+                RBTreeNodeReservation::new(GFP_KERNEL)?,
+            )),
             None => None,
         };
         for (key, node) in ns_nodes {
             count(&mut counts.per_ns, key, node);
         }
-        if let Some((uid, node)) = user_node {
+        if let Some((uid, node, scan_node)) = user_node {
             count(&mut counts.per_user, uid, node);
+            if counts.scans.get(&uid).is_none() {
+                counts.scans.insert(scan_node.into_node(uid, 0));
+            }
         }
         counts.total += 1;
         Ok(DeviceSlot { ns: ns.clone_ref() })
     }
+}
+
+/// The partition scans a host user's containers make: after a burst of
+/// `SCAN_BURST`, one per `SCAN_INTERVAL_NS`. A scan logs through the block
+/// layer, without a rate limit: a line per table, and a warning per entry
+/// past the disk's end (up to 255 for a crafted table).
+const SCAN_BURST: u64 = 16;
+const SCAN_INTERVAL_NS: u64 = 50_000_000;
+
+/// Waits, killably (`EINTR`), for the turn of a partition scan of a device
+/// of an instance of `ns`. The host's own scans (no container user) and
+/// those of root-made namespaces do not wait.
+fn scan_turn(ns: &UserNs) -> Result {
+    let Some(uid) = container_user(ns) else {
+        return Ok(());
+    };
+    let wait = {
+        let mut counts = counts()?.lock();
+        let Some(next) = counts.scans.get_mut(&uid) else {
+            return Ok(());
+        };
+        // When the scans so far would have ended one an interval; the
+        // burst is how far ahead of now that may be.
+        let now = sys::now_ns();
+        *next = (*next).max(now) + SCAN_INTERVAL_NS;
+        (*next - now).saturating_sub(SCAN_BURST * SCAN_INTERVAL_NS)
+    };
+    if wait == 0 {
+        return Ok(());
+    }
+    sys::sleep_killable(wait)
 }
 
 /// Adds one device to `key`'s count; `node` becomes the key's if it is new.
@@ -240,6 +282,9 @@ impl Drop for DeviceSlot {
             }
             if let Some(uid) = container_user(&self.ns) {
                 uncount(&mut counts.per_user, uid);
+                if counts.per_user.get(&uid).is_none() {
+                    counts.scans.remove(&uid);
+                }
             }
         }
     }
@@ -933,6 +978,11 @@ impl Device {
 
     /// Rereads the partition table and shows its partitions in the instance.
     fn rescan(&self, disk: Disk<'_>) {
+        // A task killed while it waits for its turn leaves the partitions
+        // as they are (of the previous binding, or none).
+        if scan_turn(&self.instance.user_ns).is_err() {
+            return;
+        }
         // As loop.c: a table that cannot be read leaves the device usable.
         let _ = disk.rescan(false);
         self.instance.sync_partition_nodes(self, disk);

@@ -365,6 +365,21 @@ impl Drop for CredOverride<'_> {
     }
 }
 
+/// The monotonic clock, in nanoseconds.
+pub(crate) fn now_ns() -> u64 {
+    // SAFETY: Reads the clock.
+    unsafe { ffi::loopfs_now_ns() }
+}
+
+/// Sleeps `ns` nanoseconds, or until a fatal signal (`EINTR`).
+pub(crate) fn sleep_killable(ns: u64) -> Result {
+    // SAFETY: Sleeps in process context.
+    if unsafe { ffi::loopfs_sleep_killable(ns) } {
+        return Err(EINTR);
+    }
+    Ok(())
+}
+
 /// The current task's `RLIMIT_FSIZE`.
 pub(crate) fn current_fsize_limit() -> u64 {
     // SAFETY: Reads the current task's limit.

@@ -2237,6 +2237,60 @@ TEST(blktrace_refused_in_container)
 	rmdir(dir);
 }
 
+/*
+ * Partition scans are paced per host user: each logs through the block
+ * layer without a rate limit (a warning per table entry past the disk's
+ * end, up to 255), and a container could rescan as fast as it can change
+ * the file of a read-only device. After a burst of 16, one scan per 50 ms:
+ * 96 LOOP_CHANGE_FDs take at least 80 intervals, and each still rescans.
+ */
+#define SCANS 96
+
+static int change_fd_rescans(void *arg)
+{
+	const char *dir = arg;
+	struct timespec t0, t1;
+	char img[PATH_MAX], path[PATH_MAX];
+	struct stat st;
+	long ms;
+	int ctl, dev, fd, i;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(img, sizeof(img), "%s/img", dir);
+	CHILD_CHECK(!make_image(img, IMG_SIZE));
+	dev = bind_dev(dir, 0, img, O_RDONLY, LO_FLAGS_PARTSCAN | LO_FLAGS_READ_ONLY);
+	CHILD_CHECK(dev >= 0);
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0p1", dir);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < SCANS; i++) {
+		CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
+		CHILD_CHECK(!stat(path, &st));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	fprintf(stderr, "# %d rescans in %ld ms\n", SCANS, ms);
+	CHILD_CHECK(ms >= (SCANS - 16) * 50 * 9 / 10);
+	close(fd);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	return 0;
+}
+
+TEST(rescans_paced_per_user)
+{
+	char dir[] = "/tmp/loopfs_scans.XXXXXX";
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	ASSERT_EQ(0, chmod(dir, 0777));
+	EXPECT_EQ(0, nsdev_run_child(change_fd_rescans, dir, false));
+	nsdev_sh("rm -rf %s", dir);
+}
+
 struct stale {
 	int sync[2], go[2];
 	char dir[64];

@@ -219,7 +219,11 @@ static int dev_io(struct worker *w, int fd)
 	}
 }
 
-/* rmmod; if it worked, load the module again at once. */
+/*
+ * rmmod; if it worked, load the module again at once. A module that was
+ * unloaded and cannot be loaded again fails the test (every later test
+ * would fail for it, not this one).
+ */
 static int rmmod_reload(void)
 {
 	const char *ko = getenv("LOOPFS_KO");
@@ -228,13 +232,14 @@ static int rmmod_reload(void)
 	if (syscall(SYS_delete_module, "loopfs", O_NONBLOCK))
 		return -1;
 	fd = ko ? open(ko, O_RDONLY | O_CLOEXEC) : -1;
-	if (fd < 0) {
-		fprintf(stderr, "# loopfs unloaded and LOOPFS_KO not loadable\n");
-		return -1;
+	ret = fd < 0 ? -1 : syscall(SYS_finit_module, fd, "", 0);
+	if (ret) {
+		fprintf(stderr, "# loopfs unloaded and not loaded again: %s\n",
+			strerror(errno));
+		exit(3);
 	}
-	ret = syscall(SYS_finit_module, fd, "", 0);
 	close(fd);
-	return ret;
+	return 0;
 }
 
 static int one_op(struct worker *w, unsigned int op)
