@@ -63,9 +63,9 @@ pub(crate) struct Counts {
     /// root made (`container_user()`), keyed by the global uid;
     /// only users with devices are here.
     per_user: RBTree<u32, u32>,
-    /// When the next partition scan of each of those users' devices is
-    /// due (`scan_turn()`), keyed as `per_user`.
-    scans: RBTree<u32, u64>,
+    /// When the next partition scan of the devices of each container is
+    /// due (`scan_turn()`); only containers with devices are here.
+    scans: RBTree<ScanKey, u64>,
     /// Devices of unmounted instances not removed yet, by address.
     orphans: RBTree<usize, Arc<Device>>,
 }
@@ -169,6 +169,23 @@ fn container_user(ns: &UserNs) -> Option<u32> {
     ns.owners().filter(|&uid| uid != 0).last()
 }
 
+/// Whose partition scans an instance's are, paced together: those of the
+/// instances of one host user's containers (`container_user()`), or, for
+/// namespaces root made, of one outermost namespace below the initial one.
+/// None for the host's own instances.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ScanKey {
+    User(u32),
+    Ns(usize),
+}
+
+fn scan_key(ns: &UserNs) -> Option<ScanKey> {
+    match container_user(ns) {
+        Some(uid) => Some(ScanKey::User(uid)),
+        None => ns.lineage().last().map(ScanKey::Ns),
+    }
+}
+
 impl DeviceSlot {
     /// Reserves a device for an instance of `ns`: `ENOSPC` at a limit.
     pub(crate) fn reserve(ns: &UserNs) -> Result<Self> {
@@ -200,20 +217,22 @@ impl DeviceSlot {
             {
                 return Err(ENOSPC)
             }
-            Some(uid) => Some((
-                uid,
-                RBTreeNodeReservation::new(GFP_KERNEL)?,
-                RBTreeNodeReservation::new(GFP_KERNEL)?,
-            )),
+            Some(uid) => Some((uid, RBTreeNodeReservation::new(GFP_KERNEL)?)),
+            None => None,
+        };
+        let scan_node = match scan_key(ns) {
+            Some(key) => Some((key, RBTreeNodeReservation::new(GFP_KERNEL)?)),
             None => None,
         };
         for (key, node) in ns_nodes {
             count(&mut counts.per_ns, key, node);
         }
-        if let Some((uid, node, scan_node)) = user_node {
+        if let Some((uid, node)) = user_node {
             count(&mut counts.per_user, uid, node);
-            if counts.scans.get(&uid).is_none() {
-                counts.scans.insert(scan_node.into_node(uid, 0));
+        }
+        if let Some((key, node)) = scan_node {
+            if counts.scans.get(&key).is_none() {
+                counts.scans.insert(node.into_node(key, 0));
             }
         }
         counts.total += 1;
@@ -221,7 +240,7 @@ impl DeviceSlot {
     }
 }
 
-/// The partition scans a host user's containers make: after a burst of
+/// The partition scans of a container (`ScanKey`): after a burst of
 /// `SCAN_BURST`, one per `SCAN_INTERVAL_NS`. A scan logs through the block
 /// layer, without a rate limit: a line per table, and a warning per entry
 /// past the disk's end (up to 255 for a crafted table).
@@ -229,15 +248,14 @@ const SCAN_BURST: u64 = 16;
 const SCAN_INTERVAL_NS: u64 = 50_000_000;
 
 /// Waits, killably (`EINTR`), for the turn of a partition scan of a device
-/// of an instance of `ns`. The host's own scans (no container user) and
-/// those of root-made namespaces do not wait.
+/// of an instance of `ns`. The host's own scans do not wait.
 fn scan_turn(ns: &UserNs) -> Result {
-    let Some(uid) = container_user(ns) else {
+    let Some(key) = scan_key(ns) else {
         return Ok(());
     };
     let wait = {
         let mut counts = counts()?.lock();
-        let Some(next) = counts.scans.get_mut(&uid) else {
+        let Some(next) = counts.scans.get_mut(&key) else {
             return Ok(());
         };
         // When the scans so far would have ended one an interval; the
@@ -282,8 +300,15 @@ impl Drop for DeviceSlot {
             }
             if let Some(uid) = container_user(&self.ns) {
                 uncount(&mut counts.per_user, uid);
-                if counts.per_user.get(&uid).is_none() {
-                    counts.scans.remove(&uid);
+            }
+            // The container's last device takes its scan pacing along.
+            if let Some(key) = scan_key(&self.ns) {
+                let last = match key {
+                    ScanKey::User(uid) => counts.per_user.get(&uid).is_none(),
+                    ScanKey::Ns(ns) => counts.per_ns.get(&ns).is_none(),
+                };
+                if last {
+                    counts.scans.remove(&key);
                 }
             }
         }
