@@ -180,6 +180,24 @@ static int read_secret(const char *node, char *buf, size_t size)
 }
 
 /*
+ * Runs fn(dir) in a child (as root of a new user namespace with userns),
+ * dir a new directory under /tmp that anyone may write to, removed after.
+ * Returns what nsdev_run_child() returns, or -1.
+ */
+static int run_in_scratch_dir(const char *prefix, int (*fn)(void *), bool userns)
+{
+	char dir[64];
+	int ret;
+
+	snprintf(dir, sizeof(dir), "/tmp/%s.XXXXXX", prefix);
+	if (!mkdtemp(dir) || chmod(dir, 0777))
+		return -1;
+	ret = nsdev_run_child(fn, dir, userns);
+	nsdev_sh("rm -rf %s", dir);
+	return ret;
+}
+
+/*
  * A host user other than the one owning the containers' namespaces: that
  * one is privileged over them (it may enter them) without loopfs too.
  */
@@ -764,12 +782,7 @@ static int append_backing(void *arg)
 
 TEST(backing_file_o_append_ignored)
 {
-	char dir[] = "/tmp/loopfs_append.XXXXXX";
-
-	ASSERT_NE(NULL, mkdtemp(dir));
-	ASSERT_EQ(0, chmod(dir, 0777));
-	EXPECT_EQ(0, nsdev_run_child(append_backing, dir, true));
-	rmdir(dir);
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_append", append_backing, true));
 }
 
 /* Sets or clears the append-only attribute (chattr +a / -a) of path. */
@@ -2226,15 +2239,10 @@ static int blktrace_refused(void *arg)
 
 TEST(blktrace_refused_in_container)
 {
-	char dir[] = "/tmp/loopfs_blktrace.XXXXXX";
-
 	/* The test kernel has blktrace: without it the ioctls are ENOTTY. */
 	ASSERT_EQ(0, access("/sys/block/loop0/trace/enable", F_OK))
 		TH_LOG("kernel without CONFIG_BLK_DEV_IO_TRACE");
-	ASSERT_NE(NULL, mkdtemp(dir));
-	ASSERT_EQ(0, chmod(dir, 0777));
-	EXPECT_EQ(0, nsdev_run_child(blktrace_refused, dir, false));
-	rmdir(dir);
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_blktrace", blktrace_refused, false));
 }
 
 /*
@@ -2283,12 +2291,7 @@ static int change_fd_rescans(void *arg)
 
 TEST(rescans_paced_per_user)
 {
-	char dir[] = "/tmp/loopfs_scans.XXXXXX";
-
-	ASSERT_NE(NULL, mkdtemp(dir));
-	ASSERT_EQ(0, chmod(dir, 0777));
-	EXPECT_EQ(0, nsdev_run_child(change_fd_rescans, dir, false));
-	nsdev_sh("rm -rf %s", dir);
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", change_fd_rescans, false));
 }
 
 struct stale {
