@@ -179,8 +179,9 @@ enum ScanKey {
     Ns(usize),
 }
 
-fn scan_key(ns: &UserNs) -> Option<ScanKey> {
-    match container_user(ns) {
+/// `ns`'s key; `user` is `container_user(ns)`.
+fn scan_key(ns: &UserNs, user: Option<u32>) -> Option<ScanKey> {
+    match user {
         Some(uid) => Some(ScanKey::User(uid)),
         None => ns.lineage().last().map(ScanKey::Ns),
     }
@@ -210,7 +211,8 @@ impl DeviceSlot {
         }
         // One host user's containers share a bound: else each new user
         // namespace it makes would bring `max_devices_per_userns` more.
-        let user_node = match container_user(ns) {
+        let user = container_user(ns);
+        let user_node = match user {
             Some(uid)
                 if counts.per_user.get(&uid).copied().unwrap_or(0)
                     >= sys::max_devices_per_user() =>
@@ -220,7 +222,7 @@ impl DeviceSlot {
             Some(uid) => Some((uid, RBTreeNodeReservation::new(GFP_KERNEL)?)),
             None => None,
         };
-        let scan_node = match scan_key(ns) {
+        let scan_node = match scan_key(ns, user) {
             Some(key) => Some((key, RBTreeNodeReservation::new(GFP_KERNEL)?)),
             None => None,
         };
@@ -250,7 +252,7 @@ const SCAN_INTERVAL_NS: u64 = 50_000_000;
 /// Waits, killably (`EINTR`), for the turn of a partition scan of a device
 /// of an instance of `ns`. The host's own scans do not wait.
 fn scan_turn(ns: &UserNs) -> Result {
-    let Some(key) = scan_key(ns) else {
+    let Some(key) = scan_key(ns, container_user(ns)) else {
         return Ok(());
     };
     let wait = {
@@ -298,11 +300,12 @@ impl Drop for DeviceSlot {
             for key in self.ns.lineage() {
                 uncount(&mut counts.per_ns, key);
             }
-            if let Some(uid) = container_user(&self.ns) {
+            let user = container_user(&self.ns);
+            if let Some(uid) = user {
                 uncount(&mut counts.per_user, uid);
             }
             // The container's last device takes its scan pacing along.
-            if let Some(key) = scan_key(&self.ns) {
+            if let Some(key) = scan_key(&self.ns, user) {
                 let last = match key {
                     ScanKey::User(uid) => counts.per_user.get(&uid).is_none(),
                     ScanKey::Ns(ns) => counts.per_ns.get(&ns).is_none(),
@@ -744,13 +747,18 @@ impl Device {
     /// containers, so its devices open only in the initial namespace. To
     /// others, whatever node they made for it, the device does not exist.
     pub(crate) fn visible(&self) -> bool {
+        self.inside() || self.instance.user_ns.capable_sys_admin()
+    }
+
+    /// Whether the current task is in the instance's namespaces: the
+    /// instance's or one below it; for the host's instance, the initial one.
+    fn inside(&self) -> bool {
         let ns = &self.instance.user_ns;
-        let inside = if ns.is_init() {
+        if ns.is_init() {
             ns.is_current()
         } else {
             ns.current_in()
-        };
-        inside || ns.capable_sys_admin()
+        }
     }
 
     /// `lo_open()`, with `mode` (`BLK_OPEN_*`), through a node of an
@@ -762,14 +770,10 @@ impl Device {
     /// read what the container bound meanwhile as host root (blkid, LVM and
     /// RAID auto-assembly of container data).
     pub(crate) fn open(&self, mode: u32, through_node: bool) -> Result {
-        let ns = &self.instance.user_ns;
-        let inside = if ns.is_init() {
-            ns.is_current()
-        } else {
-            ns.current_in()
-        };
         let exclusive = mode & sys::BLK_OPEN_EXCL != 0;
-        if !inside && !(ns.capable_sys_admin() && (through_node || exclusive)) {
+        if !self.inside()
+            && !(self.instance.user_ns.capable_sys_admin() && (through_node || exclusive))
+        {
             return Err(ENXIO);
         }
         match &*self.state.lock()? {

@@ -79,6 +79,26 @@ static int bind_dev(const char *dir, int n, const char *file, int oflags,
 	return dev;
 }
 
+/*
+ * In a container child: root of a new user namespace, mounts a private
+ * instance at dir/lfs, adds loop0 and opens it with oflags. Returns its fd;
+ * exits the child on failure.
+ */
+static int container_loop0(const char *dir, int oflags)
+{
+	char path[PATH_MAX];
+	int ctl, dev;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(path, sizeof(path), "%s/lfs/loop0", dir);
+	dev = open(path, oflags | O_CLOEXEC);
+	CHILD_CHECK(dev >= 0);
+	return dev;
+}
+
 /* An image with a label and the secret. */
 static int make_image(const char *path, off_t size)
 {
@@ -822,15 +842,10 @@ static int append_only_backing(void *arg)
 	struct loop_config config = { 0 };
 	char path[PATH_MAX], *buf, back[4096], c = 0;
 	const char *dir = a->dir;
-	int ctl, dev, file;
+	int dev, file;
 
-	CHILD_CHECK(!nsdev_become_userns_root());
-	ctl = private_instance(dir);
-	CHILD_CHECK(ctl >= 0);
-	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	dev = container_loop0(dir, O_RDWR);
 	snprintf(path, sizeof(path), "%s/lfs/loop0", dir);
-	dev = open(path, O_RDWR | O_CLOEXEC);
-	CHILD_CHECK(dev >= 0);
 
 	CHILD_CHECK(open(a->file, O_RDWR | O_CLOEXEC) == -1 && errno == EPERM);
 	file = open(a->file, O_RDWR | O_APPEND | O_CLOEXEC);
@@ -2211,18 +2226,10 @@ struct blktrace_setup {		/* struct blk_user_trace_setup */
 static int blktrace_refused(void *arg)
 {
 	struct blktrace_setup b = { .act_mask = 0xffff, .buf_size = 4096, .buf_nr = 2 };
-	const char *dir = arg;
-	char path[PATH_MAX];
 	unsigned long long size;
-	int ctl, dev;
+	int dev;
 
-	CHILD_CHECK(!nsdev_become_userns_root());
-	ctl = private_instance(dir);
-	CHILD_CHECK(ctl >= 0);
-	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
-	snprintf(path, sizeof(path), "%s/lfs/loop0", dir);
-	dev = open(path, O_RDONLY | O_CLOEXEC);
-	CHILD_CHECK(dev >= 0);
+	dev = container_loop0(arg, O_RDONLY);
 	errno = 0;
 	CHILD_CHECK(ioctl(dev, _IOWR(0x12, 115, struct blktrace_setup), &b) == -1 &&
 		    errno == EPERM);
