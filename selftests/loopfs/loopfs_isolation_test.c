@@ -99,6 +99,25 @@ static int container_loop0(const char *dir, int oflags)
 	return dev;
 }
 
+/*
+ * In a container child: as container_loop0(), then binds loop0 to file
+ * (opened with oflags) with lo_flags. Returns its fd; exits the child on
+ * failure.
+ */
+static int container_bound_loop0(const char *dir, const char *file, int oflags,
+				 unsigned int flags)
+{
+	int ctl, dev;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	dev = bind_dev(dir, 0, file, oflags, flags);
+	CHILD_CHECK(dev >= 0);
+	return dev;
+}
+
 /* An image with a label and the secret. */
 static int make_image(const char *path, off_t size)
 {
@@ -1978,15 +1997,10 @@ static int submitter_context(void *arg)
 	char path[PATH_MAX];
 	char *buf, *back;
 	struct rlimit rl;
-	int ctl, dev, rd, file, i;
+	int dev, rd, file, i;
 	long switches;
 
-	CHILD_CHECK(!nsdev_become_userns_root());
-	ctl = private_instance(a->dir);
-	CHILD_CHECK(ctl >= 0);
-	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
-	dev = bind_dev(a->dir, 0, a->file, O_RDWR, LO_FLAGS_DIRECT_IO);
-	CHILD_CHECK(dev >= 0);
+	dev = container_bound_loop0(a->dir, a->file, O_RDWR, LO_FLAGS_DIRECT_IO);
 	CHILD_CHECK(ioctl(dev, LOOP_GET_STATUS64, &info) == 0);
 	CHILD_CHECK(info.lo_flags & LO_FLAGS_DIRECT_IO);
 	close(dev);
@@ -2127,15 +2141,10 @@ static int past_end(void *arg)
 	struct past_end_arg *a = arg;
 	struct loop_info64 info;
 	char path[PATH_MAX];
-	int ctl, dev, p1, p1_direct, step;
+	int dev, p1, p1_direct, step;
 	char *buf;
 
-	CHILD_CHECK(!nsdev_become_userns_root());
-	ctl = private_instance(a->dir);
-	CHILD_CHECK(ctl >= 0);
-	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
-	dev = bind_dev(a->dir, 0, a->file, O_RDWR, LO_FLAGS_PARTSCAN);
-	CHILD_CHECK(dev >= 0);
+	dev = container_bound_loop0(a->dir, a->file, O_RDWR, LO_FLAGS_PARTSCAN);
 	snprintf(path, sizeof(path), "%s/lfs/loop0p1", a->dir);
 	p1 = open(path, O_RDWR | O_SYNC | O_CLOEXEC);
 	p1_direct = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
