@@ -1966,10 +1966,34 @@ FIXTURE_TEARDOWN(ram)
 	rmdir(self->dir);
 }
 
-struct submitter_arg {
+/* A container's scratch directory, and a backing file on the RAM disk. */
+struct ram_arg {
 	char dir[64];
 	char file[128];
 };
+
+/*
+ * Makes a->file, a backing file of size bytes anyone may write in ramdir,
+ * and a->dir, a new directory under /tmp named after prefix that anyone
+ * may write to. Returns the file's fd, or -1.
+ */
+static int ram_arg_init(struct ram_arg *a, const char *ramdir, const char *prefix,
+			off_t size)
+{
+	int fd;
+
+	snprintf(a->file, sizeof(a->file), "%s/backing", ramdir);
+	snprintf(a->dir, sizeof(a->dir), "/tmp/%s.XXXXXX", prefix);
+	fd = open(a->file, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return -1;
+	if (fchmod(fd, 0666) || ftruncate(fd, size) || !mkdtemp(a->dir) ||
+	    chmod(a->dir, 0777)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
 
 static long voluntary_switches(void)
 {
@@ -1992,7 +2016,7 @@ static long voluntary_switches(void)
  */
 static int submitter_context(void *arg)
 {
-	struct submitter_arg *a = arg;
+	struct ram_arg *a = arg;
 	struct loop_info64 info;
 	char path[PATH_MAX];
 	char *buf, *back;
@@ -2064,19 +2088,13 @@ static int submitter_context(void *arg)
 
 TEST_F(ram, requests_served_in_submitter_context)
 {
-	struct submitter_arg a;
+	struct ram_arg a;
 	char buf[4096];
 	int fd, i;
 
-	snprintf(a.file, sizeof(a.file), "%s/backing", self->dir);
-	fd = open(a.file, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	fd = ram_arg_init(&a, self->dir, "loopfs_sub", 8 << 20);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, fchmod(fd, 0666));
-	ASSERT_EQ(0, ftruncate(fd, 8 << 20));
 	close(fd);
-	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_sub.XXXXXX");
-	ASSERT_NE(NULL, mkdtemp(a.dir));
-	ASSERT_EQ(0, chmod(a.dir, 0777));
 	EXPECT_EQ(0, nsdev_run_child(submitter_context, &a, false));
 	rmdir(a.dir);
 
@@ -2092,11 +2110,6 @@ TEST_F(ram, requests_served_in_submitter_context)
 	}
 	close(fd);
 }
-
-struct past_end_arg {
-	char dir[64];
-	char file[128];
-};
 
 /*
  * Reads and writes through p1, whose sectors the disk no longer has,
@@ -2138,7 +2151,7 @@ static int past_end_io(int p1, int p1_direct, char *buf, off_t at)
  */
 static int past_end(void *arg)
 {
-	struct past_end_arg *a = arg;
+	struct ram_arg *a = arg;
 	struct loop_info64 info;
 	char path[PATH_MAX];
 	int dev, p1, p1_direct, step;
@@ -2179,22 +2192,16 @@ static int past_end(void *arg)
 
 TEST_F(ram, partition_past_the_disk_end_eio)
 {
-	struct past_end_arg a;
+	struct ram_arg a;
 	char buf[4096], zero[4096] = { 0 };
 	struct stat st;
 	off_t at;
 	int fd;
 
-	snprintf(a.file, sizeof(a.file), "%s/backing", self->dir);
-	fd = open(a.file, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	fd = ram_arg_init(&a, self->dir, "loopfs_end", IMG_SIZE);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, fchmod(fd, 0666));
-	ASSERT_EQ(0, ftruncate(fd, IMG_SIZE));
 	ASSERT_EQ(0, nsdev_write_dos_label(fd, label, 1));
 	close(fd);
-	snprintf(a.dir, sizeof(a.dir), "/tmp/loopfs_end.XXXXXX");
-	ASSERT_NE(NULL, mkdtemp(a.dir));
-	ASSERT_EQ(0, chmod(a.dir, 0777));
 	EXPECT_EQ(0, nsdev_run_child(past_end, &a, false));
 	rmdir(a.dir);
 
