@@ -12,6 +12,7 @@
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/fsnotify.h>
+#include <linux/hash.h>
 #include <linux/namei.h>
 #include <linux/fs_context.h>
 #include <linux/fs_parser.h>
@@ -111,42 +112,60 @@ static const struct file_operations *loopfs_node_fops;
  * such as the host's devtmpfs node.
  */
 struct loopfs_node_opener {
-	struct list_head node;
+	struct hlist_node node;
 	struct task_struct *task;
 	u64 id;
 };
 
-static DEFINE_SPINLOCK(loopfs_node_openers_lock);
-static LIST_HEAD(loopfs_node_openers);
+/*
+ * Hashed by task: a disk's open looks only at the calls of its own task,
+ * in one bucket, under that bucket's lock.
+ */
+#define LOOPFS_OPENER_BITS 6
+
+static struct loopfs_opener_bucket {
+	spinlock_t lock;
+	struct hlist_head head;
+} loopfs_node_openers[1 << LOOPFS_OPENER_BITS];
+
+static struct loopfs_opener_bucket *loopfs_opener_bucket(struct task_struct *t)
+{
+	return &loopfs_node_openers[hash_ptr(t, LOOPFS_OPENER_BITS)];
+}
 
 bool loopfs_opening_through_node(u64 id)
 {
+	struct loopfs_opener_bucket *b = loopfs_opener_bucket(current);
 	struct loopfs_node_opener *o;
 	bool found = false;
 
-	spin_lock(&loopfs_node_openers_lock);
-	list_for_each_entry(o, &loopfs_node_openers, node) {
+	spin_lock(&b->lock);
+	hlist_for_each_entry(o, &b->head, node) {
 		if (o->task == current && o->id == id) {
 			found = true;
 			break;
 		}
 	}
-	spin_unlock(&loopfs_node_openers_lock);
+	spin_unlock(&b->lock);
 	return found;
 }
 
 static void loopfs_node_opener_add(struct loopfs_node_opener *o)
 {
-	spin_lock(&loopfs_node_openers_lock);
-	list_add(&o->node, &loopfs_node_openers);
-	spin_unlock(&loopfs_node_openers_lock);
+	struct loopfs_opener_bucket *b = loopfs_opener_bucket(o->task);
+
+	spin_lock(&b->lock);
+	hlist_add_head(&o->node, &b->head);
+	spin_unlock(&b->lock);
 }
 
 static void loopfs_node_opener_del(struct loopfs_node_opener *o)
 {
-	spin_lock(&loopfs_node_openers_lock);
-	list_del(&o->node);
-	spin_unlock(&loopfs_node_openers_lock);
+	struct loopfs_opener_bucket *b = loopfs_opener_bucket(o->task);
+
+	spin_lock(&b->lock);
+	hlist_del(&o->node);
+	spin_unlock(&b->lock);
 }
 
 static int loopfs_node_open(struct inode *inode, struct file *file)
@@ -492,8 +511,12 @@ static struct file_system_type loopfs_fs_type = {
 
 int loopfs_register_filesystem(void)
 {
-	int ret;
+	int ret, i;
 
+	for (i = 0; i < ARRAY_SIZE(loopfs_node_openers); i++) {
+		spin_lock_init(&loopfs_node_openers[i].lock);
+		INIT_HLIST_HEAD(&loopfs_node_openers[i].head);
+	}
 	ret = loopfs_node_fops_init();
 	if (ret)
 		return ret;

@@ -2277,16 +2277,14 @@ TEST(blktrace_refused_in_container)
  */
 #define SCANS 96
 
-static int change_fd_rescans(void *arg)
+static int change_fd_rescans(const char *dir)
 {
-	const char *dir = arg;
 	struct timespec t0, t1;
 	char img[PATH_MAX], path[PATH_MAX];
 	struct stat st;
 	long ms;
 	int ctl, dev, fd, i;
 
-	CHILD_CHECK(!nsdev_become_userns_root());
 	ctl = private_instance(dir);
 	CHILD_CHECK(ctl >= 0);
 	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
@@ -2312,9 +2310,31 @@ static int change_fd_rescans(void *arg)
 	return 0;
 }
 
+/* In a container of an unprivileged host user. */
+static int user_rescans(void *dir)
+{
+	CHILD_CHECK(!nsdev_become_userns_root());
+	return change_fd_rescans(dir);
+}
+
 TEST(rescans_paced_per_user)
 {
-	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", change_fd_rescans, false));
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", user_rescans, false));
+}
+
+/*
+ * In a namespace host root made (as a setuid-root helper or a root-run
+ * container manager does): no host user's, so paced per namespace.
+ */
+static int root_made_rescans(void *dir)
+{
+	CHILD_CHECK(!nsdev_become_userns_root_of_self());
+	return change_fd_rescans(dir);
+}
+
+TEST(rescans_paced_in_root_made_namespace)
+{
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", root_made_rescans, false));
 }
 
 struct stale {
