@@ -124,7 +124,7 @@ struct loopfs_node_opener {
 #define LOOPFS_OPENER_BITS 6
 
 static struct loopfs_opener_bucket {
-	spinlock_t lock;
+	spinlock_t lock;		/* head */
 	struct hlist_head head;
 } loopfs_node_openers[1 << LOOPFS_OPENER_BITS];
 
@@ -300,6 +300,21 @@ static struct inode *loopfs_new_inode(struct super_block *sb, umode_t mode)
 }
 
 /*
+ * Looks name up in the locked root with no permission check: the nodes are
+ * loopfs's to add and remove, whoever's request that is and whatever mode
+ * the root's owner gave it (a removal that failed a search permission check
+ * would leave a node keeping its device id).
+ */
+static struct dentry *loopfs_lookup_locked(struct dentry *root,
+					   const char *name)
+{
+	struct qstr q = QSTR_INIT(name, strlen(name));
+
+	q.hash = full_name_hash(root, q.name, q.len);
+	return lookup_one_qstr_excl(&q, root, 0);
+}
+
+/*
  * Creates the node name in the root of the instance: the loop-control
  * character device when devt is 0, else a block device node for the device
  * with this id.
@@ -324,7 +339,7 @@ static int loopfs_add_node(struct super_block *sb, const char *name,
 	}
 
 	inode_lock(d_inode(root));
-	dentry = lookup_one_len(name, root, strlen(name));
+	dentry = loopfs_lookup_locked(root, name);
 	if (IS_ERR(dentry)) {
 		ret = PTR_ERR(dentry);
 	} else if (d_really_is_positive(dentry)) {
@@ -352,12 +367,12 @@ void loopfs_fs_remove_node(struct super_block *sb, const char *name)
 	struct dentry *root = sb->s_root, *dentry;
 
 	inode_lock(d_inode(root));
-	dentry = lookup_one_len(name, root, strlen(name));
+	dentry = loopfs_lookup_locked(root, name);
 	if (!IS_ERR(dentry)) {
 		if (d_really_is_positive(dentry)) {
 			WRITE_ONCE(d_inode(dentry)->i_private, NULL);
 			simple_unlink(d_inode(root), dentry);
-			d_delete(dentry);
+			d_delete_notify(d_inode(root), dentry);
 		}
 		dput(dentry);
 	}

@@ -13,6 +13,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/capability.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -24,6 +25,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +40,23 @@
 		_exit(1);						\
 	}								\
 } while (0)
+
+/* Raises or lowers cap in the effective set (it stays permitted). */
+static inline int nsdev_cap_effective(int cap, bool on)
+{
+	struct __user_cap_header_struct hdr = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -1;
+	if (on)
+		data[CAP_TO_INDEX(cap)].effective |= CAP_TO_MASK(cap);
+	else
+		data[CAP_TO_INDEX(cap)].effective &= ~CAP_TO_MASK(cap);
+	return syscall(SYS_capset, &hdr, data);
+}
 
 /* Reads a whole small file into buf (NUL-terminated). Returns length or -1. */
 static inline ssize_t nsdev_read_file(const char *path, char *buf, size_t size)

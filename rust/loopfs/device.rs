@@ -249,12 +249,22 @@ impl DeviceSlot {
 const SCAN_BURST: u64 = 16;
 const SCAN_INTERVAL_NS: u64 = 50_000_000;
 
+/// How long a scan may wait for its turn at most: a container that keeps
+/// more scans waiting (tasks it killed keep theirs) gets `EAGAIN`.
+const SCAN_WAIT_MAX_NS: u64 = 10_000_000_000;
+
 /// Waits, killably (`EINTR`), for the turn of a partition scan of a device
-/// of an instance of `ns`. The host's own scans do not wait.
+/// of an instance of `ns`, holding nothing that others wait for; `EAGAIN`
+/// if that turn is more than `SCAN_WAIT_MAX_NS` away. The host's own scans
+/// do not wait, nor do the host administrator's of a container's device (a
+/// container manager's `losetup -P`).
 fn scan_turn(ns: &UserNs) -> Result {
     let Some(key) = scan_key(ns, container_user(ns)) else {
         return Ok(());
     };
+    if sys::host_admin() {
+        return Ok(());
+    }
     let wait = {
         let mut counts = counts()?.lock();
         let Some(next) = counts.scans.get_mut(&key) else {
@@ -263,8 +273,13 @@ fn scan_turn(ns: &UserNs) -> Result {
         // When the scans so far would have ended one an interval; the
         // burst is how far ahead of now that may be.
         let now = sys::now_ns();
-        *next = (*next).max(now) + SCAN_INTERVAL_NS;
-        (*next - now).saturating_sub(SCAN_BURST * SCAN_INTERVAL_NS)
+        let due = (*next).max(now) + SCAN_INTERVAL_NS;
+        let wait = (due - now).saturating_sub(SCAN_BURST * SCAN_INTERVAL_NS);
+        if wait > SCAN_WAIT_MAX_NS {
+            return Err(EAGAIN);
+        }
+        *next = due;
+        wait
     };
     if wait == 0 {
         return Ok(());
@@ -976,6 +991,11 @@ impl Device {
     fn configure(&self, bdev: &Bdev, disk: Disk<'_>, mode: u32, config: &LoopConfig) -> Result {
         let file = FileRef::fget(config.fd)?;
         check_backing_file(&file, self.instance.user_ns.is_init())?;
+        // A partition scan's turn is waited for before the device is
+        // claimed: exclusive openers wait for the claim, uninterruptibly.
+        if config.info.lo_flags & LO_FLAGS_PARTSCAN != 0 {
+            scan_turn(&self.instance.user_ns)?;
+        }
         let _claim = bdev.claim_unless_exclusive(mode)?;
         let partscan = {
             let mut state = self.state.lock()?;
@@ -1000,18 +1020,25 @@ impl Device {
             partscan
         };
         if partscan {
-            self.rescan(disk);
+            self.scan_partitions(disk);
         }
         Ok(())
     }
 
-    /// Rereads the partition table and shows its partitions in the instance.
+    /// Rereads the partition table and shows its partitions in the instance,
+    /// in the container's turn.
     fn rescan(&self, disk: Disk<'_>) {
-        // A task killed while it waits for its turn leaves the partitions
-        // as they are (of the previous binding, or none).
-        if scan_turn(&self.instance.user_ns).is_err() {
-            return;
+        // A task killed while it waits for its turn, or whose turn is too
+        // far away, leaves the partitions as they are (of the previous
+        // binding, or none), as a table that cannot be read does.
+        if scan_turn(&self.instance.user_ns).is_ok() {
+            self.scan_partitions(disk);
         }
+    }
+
+    /// Rereads the partition table and shows its partitions in the instance,
+    /// now: the caller had its turn.
+    fn scan_partitions(&self, disk: Disk<'_>) {
         // As loop.c: a table that cannot be read leaves the device usable.
         let _ = disk.rescan(false);
         self.instance.sync_partition_nodes(self, disk);

@@ -365,6 +365,18 @@ impl Drop for CredOverride<'_> {
     }
 }
 
+/// Whether the current task has `CAP_SYS_ADMIN` in the initial user
+/// namespace: the host's administrator (not audited: no access hinges on it).
+pub(crate) fn host_admin() -> bool {
+    // SAFETY: `init_user_ns` is static; the check has no side effect.
+    unsafe {
+        bindings::ns_capable_noaudit(
+            core::ptr::addr_of_mut!(bindings::init_user_ns),
+            CAP_SYS_ADMIN as c_int,
+        )
+    }
+}
+
 /// The monotonic clock, in nanoseconds.
 pub(crate) fn now_ns() -> u64 {
     // SAFETY: Reads the clock.

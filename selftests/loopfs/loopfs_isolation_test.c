@@ -2337,6 +2337,202 @@ TEST(rescans_paced_in_root_made_namespace)
 	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", root_made_rescans, false));
 }
 
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Forks n tasks that each take a scan turn; their pids in pids. With
+ * change_fd, by a LOOP_CHANGE_FD of the bound read-only dev to fd; else by
+ * a LOOP_CONFIGURE of it with LO_FLAGS_PARTSCAN, which waits for its turn
+ * and then finds the device bound (EBUSY). Returns once each is about to
+ * ask.
+ */
+static void fork_scanners(pid_t *pids, int n, int dev, int fd, bool change_fd)
+{
+	struct loop_config config = {
+		.fd = fd,
+		.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_PARTSCAN,
+	};
+	int i, ready[2];
+	char c;
+
+	CHILD_CHECK(pipe2(ready, O_CLOEXEC) == 0);
+	for (i = 0; i < n; i++) {
+		pids[i] = fork();
+		CHILD_CHECK(pids[i] >= 0);
+		if (pids[i] == 0) {
+			CHILD_CHECK(write(ready[1], "r", 1) == 1);
+			if (change_fd)
+				_exit(ioctl(dev, LOOP_CHANGE_FD, fd) ? 1 : 0);
+			_exit(!ioctl(dev, LOOP_CONFIGURE, &config) || errno != EBUSY);
+		}
+	}
+	for (i = 0; i < n; i++)
+		CHILD_CHECK(read(ready[0], &c, 1) == 1);
+	close(ready[0]);
+	close(ready[1]);
+}
+
+#define CHANGERS 100
+#define QUEUERS 1000
+
+/*
+ * A container's scan turn can lie seconds ahead: it takes as many tasks
+ * waiting for theirs. The wait holds nothing others wait for: an exclusive
+ * opener waits for a claim uninterruptibly, so a LOOP_CONFIGURE with
+ * LO_FLAGS_PARTSCAN waits for its turn before it claims the device (and
+ * then finds it claimed: EBUSY); before, it waited holding the claim. And
+ * a turn more than 10 s away is not waited for (EAGAIN).
+ */
+static int scan_wait_unclaimed(void *arg)
+{
+	const char *dir = arg;
+	char img[PATH_MAX], path[PATH_MAX];
+	struct loop_config config = {
+		.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_PARTSCAN,
+	};
+	static pid_t changers[CHANGERS], queuers[QUEUERS];
+	pid_t configurer, prober;
+	struct timespec t0;
+	int ctl, dev, dev1, fd, excl, i, n, status = 0;
+	bool refused = false;
+	long ms;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0 && ioctl(ctl, LOOP_CTL_ADD, 1) == 1);
+	snprintf(img, sizeof(img), "%s/img", dir);
+	CHILD_CHECK(!make_image(img, IMG_SIZE));
+	dev = bind_dev(dir, 0, img, O_RDONLY, LO_FLAGS_PARTSCAN | LO_FLAGS_READ_ONLY);
+	CHILD_CHECK(dev >= 0);
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	CHILD_CHECK(fd >= 0);
+	/* The burst. */
+	for (i = 0; i < 16; i++)
+		CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
+
+	/*
+	 * The rescans of LOOP_CHANGE_FD put the container's turn ahead, as
+	 * far as they come faster than their turns; bound devices asked to
+	 * scan again make sure of 2 s more.
+	 */
+	fork_scanners(changers, CHANGERS, dev, fd, true);
+	sleep(4);
+	fork_scanners(queuers, 40, dev, fd, false);
+	usleep(500000);
+	configurer = fork();
+	CHILD_CHECK(configurer >= 0);
+	if (configurer == 0) {
+		snprintf(path, sizeof(path), "%s/lfs/loop1", dir);
+		dev1 = open(path, O_RDONLY | O_CLOEXEC);
+		config.fd = fd;
+		errno = 0;
+		_exit(dev1 >= 0 && ioctl(dev1, LOOP_CONFIGURE, &config) && errno == EBUSY ? 0 : 1);
+	}
+	usleep(500000);
+	snprintf(path, sizeof(path), "%s/lfs/loop1", dir);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	excl = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+	ms = ms_since(&t0);
+	fprintf(stderr, "# exclusive open beside a configuration waiting to scan: %ld ms\n", ms);
+	CHILD_CHECK(excl >= 0 && ms < 1000);
+	CHILD_CHECK(nsdev_wait(configurer) == 0);
+	close(excl);
+	for (i = 0; i < 40; i++)
+		CHILD_CHECK(nsdev_wait(queuers[i]) == 0);
+
+	/*
+	 * Turns more than 10 s away are not queued for: a hundred more turns
+	 * at a time, until one asked for right after them is refused. One
+	 * that would wait instead is killed after a second.
+	 */
+	config.fd = fd;
+	for (n = 0; n < QUEUERS && !refused; n += 100) {
+		fork_scanners(queuers + n, 100, dev, fd, false);
+		prober = fork();
+		CHILD_CHECK(prober >= 0);
+		if (prober == 0)
+			_exit(ioctl(dev, LOOP_CONFIGURE, &config) && errno == EAGAIN ? 0 : 1);
+		for (i = 0; i < 100 && waitpid(prober, &status, WNOHANG) == 0; i++)
+			usleep(10000);
+		if (i == 100) {
+			kill(prober, SIGKILL);
+			CHILD_CHECK(waitpid(prober, &status, 0) == prober);
+		}
+		refused = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	}
+	fprintf(stderr, "# refused after %d more scans waiting\n", n);
+	CHILD_CHECK(refused);
+	for (i = 0; i < n; i++)
+		kill(queuers[i], SIGKILL);
+	for (i = 0; i < n; i++)
+		CHILD_CHECK(waitpid(queuers[i], NULL, 0) == queuers[i]);
+	for (i = 0; i < CHANGERS; i++)
+		CHILD_CHECK(nsdev_wait(changers[i]) == 0);
+	close(fd);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	/* The user's last devices go, and its turns with them. */
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 0) == 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 1) == 0);
+	return 0;
+}
+
+TEST(scan_wait_holds_no_claim)
+{
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scanwait", scan_wait_unclaimed, false));
+}
+
+/*
+ * The root of the instance is its owner's to chmod, and a task may lack the
+ * capabilities that override its mode: the nodes are loopfs's to add and
+ * remove all the same. A node left behind by a removal would keep its
+ * device id (an open of it reaching whatever disk gets its number next)
+ * and its name.
+ */
+static int root_mode_nodes(void *arg)
+{
+	const char *dir = arg;
+	char lfs[256], path[PATH_MAX];
+	struct stat st;
+	int ctl;
+
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	snprintf(lfs, sizeof(lfs), "%s/lfs", dir);
+	CHILD_CHECK(!chmod(lfs, 0));
+	CHILD_CHECK(!nsdev_cap_effective(CAP_DAC_OVERRIDE, false));
+	CHILD_CHECK(!nsdev_cap_effective(CAP_DAC_READ_SEARCH, false));
+	snprintf(path, sizeof(path), "%s/loop0", lfs);
+	errno = 0;
+	CHILD_CHECK(stat(path, &st) && errno == EACCES);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 1) == 1);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 0) == 0);
+	CHILD_CHECK(!nsdev_cap_effective(CAP_DAC_OVERRIDE, true));
+	CHILD_CHECK(!nsdev_cap_effective(CAP_DAC_READ_SEARCH, true));
+	CHILD_CHECK(!chmod(lfs, 0755));
+	errno = 0;
+	CHILD_CHECK(stat(path, &st) && errno == ENOENT);
+	snprintf(path, sizeof(path), "%s/loop1", lfs);
+	CHILD_CHECK(!stat(path, &st) && S_ISBLK(st.st_mode));
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 0) == 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 1) == 0);
+	return 0;
+}
+
+TEST(nodes_despite_root_mode)
+{
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_rootmode", root_mode_nodes, true));
+}
+
 struct stale {
 	int sync[2], go[2];
 	char dir[64];
