@@ -4,11 +4,12 @@
 //!
 //! When the host attached a device guard (a cgroup device program loaded
 //! with `BPF_F_CGROUP_DEVICE_GUARD`) to a container's cgroup, tasks there
-//! may `mknod()` the devices the guard allows on filesystems of their own
-//! user namespace, and open such nodes on filesystems mounted in user
-//! namespaces. The guard is asked in the same run of the device programs
-//! that decides on the device, `MNT_NODEV` still applies, and the LSMs still
-//! deny. Without a guard nothing changes.
+//! may `mknod()` the devices the guard allows on filesystems of the
+//! container's user namespace (the outermost below the initial one), and
+//! open such nodes on filesystems mounted in that namespace. The guard is
+//! asked in the same run of the device programs that decides on the device,
+//! `MNT_NODEV` still applies, and the LSMs still deny. Without a guard
+//! nothing changes.
 
 use kernel::{
     bindings,
@@ -55,21 +56,40 @@ fn guard_allows(mode: bindings::umode_t, dev: bindings::dev_t, access: u32) -> b
     unsafe { cgroup_bpf_device_guard_allows(dev_type as c_short, major, minor, access as c_short) }
 }
 
-/// Whether a node may be made in `dir` under a guard: its superblock is
-/// not the initial user namespace's, the task has `CAP_MKNOD` over the
-/// superblock's user namespace (which is therefore the task's own or one
-/// below it), and the superblock is `SB_I_NODEV`, so that its nodes open
-/// only for guarded tasks. A host filesystem, an overlay's upper layer on
-/// one and an idmapped mount of one all fail the first test.
+/// Whether a superblock is the container's own: owned by a user namespace
+/// whose parent is the initial one. A namespace below the container's is
+/// one anybody in the container can make and be root of (an unprivileged
+/// user of the container, a sandbox): nodes on its filesystems would give
+/// them every device the guard allows, whatever the owners and modes of the
+/// container's own nodes.
+///
+/// # Safety
+///
+/// `sb` must be a live superblock, held by the caller.
+unsafe fn sb_is_containers(sb: *const bindings::super_block) -> bool {
+    let init = core::ptr::addr_of_mut!(bindings::init_user_ns);
+    // SAFETY: The superblock pins its user namespace, and a namespace its
+    // parent, which never changes.
+    let ns = unsafe { (*sb).s_user_ns };
+    // SAFETY: As above.
+    ns != init && unsafe { (*ns).parent } == init
+}
+
+/// Whether a node may be made in `dir` under a guard: its superblock is the
+/// container's (`sb_is_containers()`), the task has `CAP_MKNOD` over the
+/// superblock's user namespace (is root of the container), and the
+/// superblock is `SB_I_NODEV`, so that its nodes open only for guarded
+/// tasks. A host filesystem, an overlay's upper layer on one and an
+/// idmapped mount of one all fail the first test.
 fn sb_allows_mknod(dir: *const bindings::inode) -> bool {
     // SAFETY: `vfs_mknod()` passes the directory it creates in, which it
     // holds, and with it its superblock, for the duration of the call.
-    let (ns, iflags) = unsafe {
-        let sb = (*dir).i_sb;
-        ((*sb).s_user_ns, (*sb).s_iflags)
-    };
-    let init = core::ptr::addr_of!(bindings::init_user_ns);
-    ns.cast_const() != init
+    let sb = unsafe { (*dir).i_sb };
+    // SAFETY: As above.
+    let (ns, iflags) = unsafe { ((*sb).s_user_ns, (*sb).s_iflags) };
+    // SAFETY: As above.
+    let containers = unsafe { sb_is_containers(sb) };
+    containers
         && iflags & bindings::SB_I_NODEV as c_ulong != 0
         // SAFETY: `ns` is the superblock's user namespace, pinned by the
         // superblock; a capability check of the current task, which does
@@ -109,16 +129,22 @@ extern "C" fn rust_devguard_may_mknod(
 }
 
 /// Opening a device node on a `SB_I_NODEV` superblock (never asked for
-/// `MNT_NODEV` mounts): allowed when a guard rules the task and allows the
-/// access the open asks for.
+/// `MNT_NODEV` mounts): allowed when the superblock is the container's
+/// (`sb_is_containers()`) and a guard rules the task and allows the access
+/// the open asks for.
 #[no_mangle]
 extern "C" fn rust_devguard_may_open_nodev(path: *const bindings::path, mask: c_int) -> bool {
     // SAFETY: `may_open()` passes the path it opens, whose dentry is
-    // positive and held, with its inode, for the duration of the call.
-    let (mode, rdev) = unsafe {
+    // positive and held, with its inode and superblock, for the duration of
+    // the call.
+    let (mode, rdev, sb) = unsafe {
         let inode = (*(*path).dentry).d_inode;
-        ((*inode).i_mode, (*inode).i_rdev)
+        ((*inode).i_mode, (*inode).i_rdev, (*inode).i_sb)
     };
+    // SAFETY: As above.
+    if !unsafe { sb_is_containers(sb) } {
+        return false;
+    }
     let mut access = 0;
     if mask as u32 & bindings::MAY_READ != 0 {
         access |= bindings::BPF_DEVCG_ACC_READ;

@@ -41,17 +41,6 @@ static int load_guard(__u32 flags)
 	return devguard_load(r, guard_rules(r), flags, -1);
 }
 
-static int drop_cap(int cap)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2];
-
-	if (syscall(SYS_capget, &hdr, data))
-		return -1;
-	data[CAP_TO_INDEX(cap)].effective &= ~CAP_TO_MASK(cap);
-	return syscall(SYS_capset, &hdr, data);
-}
-
 TEST(guard_flag_only_for_device_programs)
 {
 	struct bpf_insn insn[2] = {
@@ -95,7 +84,7 @@ TEST(prog_info_reports_guard)
 
 static int load_without_sys_admin(void *arg)
 {
-	CHILD_CHECK(drop_cap(CAP_SYS_ADMIN) == 0);
+	CHILD_CHECK(nsdev_cap_effective(CAP_SYS_ADMIN, false) == 0);
 	CHILD_CHECK(load_guard(BPF_F_CGROUP_DEVICE_GUARD) < 0 && errno == EPERM);
 	/* CAP_BPF is enough for a plain device program. */
 	CHILD_CHECK(load_guard(0) >= 0);
@@ -281,6 +270,60 @@ TEST_F(guarded, nested_cgroup_is_guarded)
 	ASSERT_EQ(0, mkdir(sub, 0755));
 	EXPECT_EQ(0, in_container(sub, self->work, allowed_nodes_work, NULL));
 	rmdir(sub);
+}
+
+/*
+ * A user namespace below the container's is anybody's in the container to
+ * make and be root of (an unprivileged user of the container, a sandbox):
+ * filesystems of such a namespace get no nodes and open none, or every
+ * device the guard allows would be theirs whatever the owners and modes of
+ * the container's own nodes. The container's own filesystem still serves
+ * the nested namespace, mode permitting.
+ */
+static int nested_namespace(struct container *c)
+{
+	char dir[256], opts[600];
+	pid_t pid;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/low", c->work);
+	CHILD_CHECK(mkdir(dir, 0755) == 0);
+	CHILD_CHECK(node(c, "low/null", 'c', 1, 3) == 0);
+	CHILD_CHECK(chmod(dir, 0755) == 0);
+	snprintf(dir, sizeof(dir), "%s/low2", c->work);
+	CHILD_CHECK(mkdir(dir, 0755) == 0);
+	snprintf(dir, sizeof(dir), "%s/nested", c->work);
+	CHILD_CHECK(mkdir(dir, 0755) == 0);
+	snprintf(dir, sizeof(dir), "%s/ovl", c->work);
+	CHILD_CHECK(mkdir(dir, 0755) == 0);
+	pid = fork();
+	CHILD_CHECK(pid >= 0);
+	if (pid == 0) {
+		CHILD_CHECK(nsdev_become_userns_root_of_self() == 0);
+		/* Its own tmpfs takes no node. */
+		snprintf(dir, sizeof(dir), "%s/nested", c->work);
+		CHILD_CHECK(mount("tmpfs", dir, "tmpfs", 0, NULL) == 0);
+		errno = 0;
+		CHILD_CHECK(node(c, "nested/null", 'c', 1, 3) < 0 && errno == EPERM);
+		/* An overlay of its own shows the container's node: it stays shut. */
+		snprintf(opts, sizeof(opts), "lowerdir=%s/low:%s/low2", c->work, c->work);
+		snprintf(dir, sizeof(dir), "%s/ovl", c->work);
+		CHILD_CHECK(mount("overlay", dir, "overlay", 0, opts) == 0);
+		errno = 0;
+		CHILD_CHECK(open_node(c, "ovl/null", O_RDWR) < 0 && errno == EACCES);
+		/* The container's node itself opens. */
+		fd = open_node(c, "low/null", O_RDWR);
+		CHILD_CHECK(fd >= 0 && write(fd, "x", 1) == 1);
+		close(fd);
+		_exit(0);
+	}
+	CHILD_CHECK(nsdev_wait(pid) == 0);
+	return 0;
+}
+
+TEST_F(guarded, nested_namespace_gets_no_devices)
+{
+	ASSERT_EQ(0, in_container(self->cgroup, self->work, nested_namespace, NULL));
 }
 
 static int mknod_denied(struct container *c)

@@ -205,17 +205,23 @@ TEST(delegated_token_narrows_the_guard)
 	rmdir(c.work);
 }
 
-/* Attaches prog to the cgroup at path: 0, or errno. */
-static int attach_at(int prog, const char *path)
+/* Attaches prog to the cgroup at path with flags: 0, or errno. */
+static int attach_flags_at(int prog, const char *path, __u32 flags)
 {
 	int cg = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret;
 
 	if (cg < 0)
 		return -1;
-	ret = devguard_attach(prog, cg, BPF_F_ALLOW_MULTI) ? errno : 0;
+	ret = devguard_attach(prog, cg, flags) ? errno : 0;
 	close(cg);
 	return ret;
+}
+
+/* Attaches prog to the cgroup at path, multi: 0, or errno. */
+static int attach_at(int prog, const char *path)
+{
+	return attach_flags_at(prog, path, BPF_F_ALLOW_MULTI);
 }
 
 struct cgroups {
@@ -343,6 +349,14 @@ static int attacker(void *arg)
 	/* In its own cgroup namespace, its sibling's cgroup is out of reach. */
 	CHILD_CHECK(unshare(CLONE_NEWCGROUP) == 0);
 	CHILD_CHECK(attach_at(prog, g->sibling) == EPERM);
+	/*
+	 * Not without BPF_F_ALLOW_MULTI: a detach with no program fd, which
+	 * anyone who can open the cgroup may ask for, takes the one program of
+	 * a cgroup without the flag (a workload would free itself of what its
+	 * container put there to narrow the guard).
+	 */
+	CHILD_CHECK(attach_flags_at(prog, g->own, 0) == EPERM);
+	CHILD_CHECK(attach_flags_at(prog, g->own, BPF_F_ALLOW_OVERRIDE) == EPERM);
 	/* Its own cgroup takes it, and then it denies only the container. */
 	CHILD_CHECK(attach_at(prog, g->own) == 0);
 	CHILD_CHECK(open("/dev/null", O_RDWR | O_CLOEXEC) < 0 && errno == EPERM);
@@ -387,6 +401,13 @@ TEST(token_program_stays_in_delegated_cgroups)
 	/* Not even host root attaches a token-loaded program outside a guard. */
 	EXPECT_EQ(EPERM, attach_at(prog, "/sys/fs/cgroup"));
 	EXPECT_EQ(EPERM, attach_at(prog, g.unguarded));
+	/*
+	 * Nor anywhere else, a container's program passed to it (a broker
+	 * attaching for containers): every cgroup is delegated to host root,
+	 * the sibling's, below the guard, too.
+	 */
+	EXPECT_EQ(EPERM, attach_at(prog, g.sibling));
+	EXPECT_EQ(EPERM, attach_at(prog, g.own));
 	/* A program loaded without a token: today's rules. */
 	plain = load_allow_all(0, 0, -1, log, sizeof(log));
 	ASSERT_LE(0, plain) TH_LOG("load: %s %s", strerror(errno), log);
