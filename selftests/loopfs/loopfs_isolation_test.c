@@ -2277,10 +2277,28 @@ TEST(blktrace_refused_in_container)
  */
 #define SCANS 96
 
+/*
+ * Makes dir/img, binds dir/lfs/loop0 to it read-only with partition
+ * scanning and returns the device's fd; *fd gets another descriptor of the
+ * image, for LOOP_CHANGE_FD.
+ */
+static int bound_partscan_dev(const char *dir, int *fd)
+{
+	char img[PATH_MAX];
+	int dev;
+
+	snprintf(img, sizeof(img), "%s/img", dir);
+	if (make_image(img, IMG_SIZE))
+		return -1;
+	dev = bind_dev(dir, 0, img, O_RDONLY, LO_FLAGS_PARTSCAN | LO_FLAGS_READ_ONLY);
+	*fd = open(img, O_RDONLY | O_CLOEXEC);
+	return dev >= 0 && *fd >= 0 ? dev : -1;
+}
+
 static int change_fd_rescans(const char *dir)
 {
 	struct timespec t0, t1;
-	char img[PATH_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
 	struct stat st;
 	long ms;
 	int ctl, dev, fd, i;
@@ -2288,12 +2306,8 @@ static int change_fd_rescans(const char *dir)
 	ctl = private_instance(dir);
 	CHILD_CHECK(ctl >= 0);
 	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
-	snprintf(img, sizeof(img), "%s/img", dir);
-	CHILD_CHECK(!make_image(img, IMG_SIZE));
-	dev = bind_dev(dir, 0, img, O_RDONLY, LO_FLAGS_PARTSCAN | LO_FLAGS_READ_ONLY);
+	dev = bound_partscan_dev(dir, &fd);
 	CHILD_CHECK(dev >= 0);
-	fd = open(img, O_RDONLY | O_CLOEXEC);
-	CHILD_CHECK(fd >= 0);
 	snprintf(path, sizeof(path), "%s/lfs/loop0p1", dir);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < SCANS; i++) {
@@ -2392,7 +2406,7 @@ static void fork_scanners(pid_t *pids, int n, int dev, int fd, bool change_fd)
 static int scan_wait_unclaimed(void *arg)
 {
 	const char *dir = arg;
-	char img[PATH_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
 	struct loop_config config = {
 		.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_PARTSCAN,
 	};
@@ -2407,12 +2421,8 @@ static int scan_wait_unclaimed(void *arg)
 	ctl = private_instance(dir);
 	CHILD_CHECK(ctl >= 0);
 	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0 && ioctl(ctl, LOOP_CTL_ADD, 1) == 1);
-	snprintf(img, sizeof(img), "%s/img", dir);
-	CHILD_CHECK(!make_image(img, IMG_SIZE));
-	dev = bind_dev(dir, 0, img, O_RDONLY, LO_FLAGS_PARTSCAN | LO_FLAGS_READ_ONLY);
+	dev = bound_partscan_dev(dir, &fd);
 	CHILD_CHECK(dev >= 0);
-	fd = open(img, O_RDONLY | O_CLOEXEC);
-	CHILD_CHECK(fd >= 0);
 	/* The burst. */
 	for (i = 0; i < 16; i++)
 		CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
