@@ -170,20 +170,23 @@ fn container_user(ns: &UserNs) -> Option<u32> {
 }
 
 /// Whose partition scans an instance's are, paced together: those of the
-/// instances of one host user's containers (`container_user()`), or, for
-/// namespaces root made, of one outermost namespace below the initial one.
-/// None for the host's own instances.
+/// instances below one outermost namespace (below the initial one), keyed
+/// by the host user who made it, whose namespaces are all paced together,
+/// or, where root made it (a container manager), by that namespace. Not by
+/// the owner of an inner namespace: inside a container whose namespace root
+/// made, any of the container's users makes namespaces of its own. None
+/// for the host's own instances.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum ScanKey {
     User(u32),
     Ns(usize),
 }
 
-/// `ns`'s key; `user` is `container_user(ns)`.
-fn scan_key(ns: &UserNs, user: Option<u32>) -> Option<ScanKey> {
-    match user {
-        Some(uid) => Some(ScanKey::User(uid)),
-        None => ns.lineage().last().map(ScanKey::Ns),
+fn scan_key(ns: &UserNs) -> Option<ScanKey> {
+    let outermost = ns.lineage().last()?;
+    match ns.owners().last() {
+        Some(uid) if uid != 0 => Some(ScanKey::User(uid)),
+        _ => Some(ScanKey::Ns(outermost)),
     }
 }
 
@@ -222,7 +225,7 @@ impl DeviceSlot {
             Some(uid) => Some((uid, RBTreeNodeReservation::new(GFP_KERNEL)?)),
             None => None,
         };
-        let scan_node = match scan_key(ns, user) {
+        let scan_node = match scan_key(ns) {
             Some(key) => Some((key, RBTreeNodeReservation::new(GFP_KERNEL)?)),
             None => None,
         };
@@ -259,7 +262,7 @@ const SCAN_WAIT_MAX_NS: u64 = 10_000_000_000;
 /// do not wait, nor do the host administrator's of a container's device (a
 /// container manager's `losetup -P`).
 fn scan_turn(ns: &UserNs) -> Result {
-    let Some(key) = scan_key(ns, container_user(ns)) else {
+    let Some(key) = scan_key(ns) else {
         return Ok(());
     };
     if sys::host_admin() {
@@ -319,15 +322,24 @@ impl Drop for DeviceSlot {
             if let Some(uid) = user {
                 uncount(&mut counts.per_user, uid);
             }
-            // The container's last device takes its scan pacing along.
-            if let Some(key) = scan_key(&self.ns, user) {
-                let last = match key {
-                    ScanKey::User(uid) => counts.per_user.get(&uid).is_none(),
-                    ScanKey::Ns(ns) => counts.per_ns.get(&ns).is_none(),
+            // A key's pacing goes once it has neither devices nor turns
+            // ahead: turns outlive the last device, so that removing and
+            // adding devices gives no new burst.
+            let now = sys::now_ns();
+            let counts = &mut *counts;
+            let mut cursor = counts.scans.cursor_front();
+            while let Some(cur) = cursor {
+                let (key, next) = cur.current();
+                let idle = *next <= now
+                    && match *key {
+                        ScanKey::User(uid) => counts.per_user.get(&uid).is_none(),
+                        ScanKey::Ns(ns) => counts.per_ns.get(&ns).is_none(),
+                    };
+                cursor = if idle {
+                    cur.remove_current().0
+                } else {
+                    cur.move_next()
                 };
-                if last {
-                    counts.scans.remove(&key);
-                }
             }
         }
     }
@@ -993,9 +1005,7 @@ impl Device {
         check_backing_file(&file, self.instance.user_ns.is_init())?;
         // A partition scan's turn is waited for before the device is
         // claimed: exclusive openers wait for the claim, uninterruptibly.
-        if config.info.lo_flags & LO_FLAGS_PARTSCAN != 0 {
-            scan_turn(&self.instance.user_ns)?;
-        }
+        self.scan_turn_if(config.info.lo_flags & LO_FLAGS_PARTSCAN != 0)?;
         let _claim = bdev.claim_unless_exclusive(mode)?;
         let partscan = {
             let mut state = self.state.lock()?;
@@ -1025,19 +1035,18 @@ impl Device {
         Ok(())
     }
 
-    /// Rereads the partition table and shows its partitions in the instance,
-    /// in the container's turn.
-    fn rescan(&self, disk: Disk<'_>) {
-        // A task killed while it waits for its turn, or whose turn is too
-        // far away, leaves the partitions as they are (of the previous
-        // binding, or none), as a table that cannot be read does.
-        if scan_turn(&self.instance.user_ns).is_ok() {
-            self.scan_partitions(disk);
+    /// Waits for the container's turn of a partition scan if `partscan`:
+    /// before a call that scans changes anything, so that one refused
+    /// (`EAGAIN`) or killed (`EINTR`) changes nothing.
+    fn scan_turn_if(&self, partscan: bool) -> Result {
+        if partscan {
+            scan_turn(&self.instance.user_ns)?;
         }
+        Ok(())
     }
 
-    /// Rereads the partition table and shows its partitions in the instance,
-    /// now: the caller had its turn.
+    /// Rereads the partition table and shows its partitions in the instance;
+    /// the caller had its turn.
     fn scan_partitions(&self, disk: Disk<'_>) {
         // As loop.c: a table that cannot be read leaves the device usable.
         let _ = disk.rescan(false);
@@ -1143,6 +1152,9 @@ impl Device {
 
     /// `loop_set_status()`.
     fn set_status(&self, disk: Disk<'_>, info: &LoopInfo64) -> Result {
+        // Only setting the flag scans (it cannot be cleared).
+        let scans = self.io.lock().flags & LO_FLAGS_PARTSCAN == 0;
+        self.scan_turn_if(scans && info.lo_flags & LO_FLAGS_PARTSCAN != 0)?;
         let partscan = {
             let mut state = self.state.lock()?;
             let binding = state.binding()?;
@@ -1174,7 +1186,7 @@ impl Device {
             newly
         };
         if partscan {
-            self.rescan(disk);
+            self.scan_partitions(disk);
         }
         Ok(())
     }
@@ -1183,6 +1195,8 @@ impl Device {
     fn change_fd(&self, disk: Disk<'_>, fd: u32) -> Result {
         let file = FileRef::fget(fd)?;
         check_backing_file(&file, self.instance.user_ns.is_init())?;
+        let scans = self.io.lock().flags & LO_FLAGS_PARTSCAN != 0;
+        self.scan_turn_if(scans)?;
         let (old, partscan) = {
             let mut state = self.state.lock()?;
             let binding = state.binding()?;
@@ -1218,7 +1232,7 @@ impl Device {
         };
         drop(old);
         if partscan {
-            self.rescan(disk);
+            self.scan_partitions(disk);
         }
         disk.uevent_change();
         Ok(())

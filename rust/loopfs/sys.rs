@@ -368,7 +368,8 @@ impl Drop for CredOverride<'_> {
 /// Whether the current task has `CAP_SYS_ADMIN` in the initial user
 /// namespace: the host's administrator (not audited: no access hinges on it).
 pub(crate) fn host_admin() -> bool {
-    // SAFETY: `init_user_ns` is static; the check has no side effect.
+    // SAFETY: `init_user_ns` is static; a capability check of the current
+    // task, in process context.
     unsafe {
         bindings::ns_capable_noaudit(
             core::ptr::addr_of_mut!(bindings::init_user_ns),

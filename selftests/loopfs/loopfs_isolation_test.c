@@ -16,7 +16,9 @@
 #include <limits.h>
 #include <linux/netlink.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -2360,48 +2362,101 @@ static long ms_since(const struct timespec *t0)
 }
 
 /*
- * Forks n tasks that each take a scan turn; their pids in pids. With
- * change_fd, by a LOOP_CHANGE_FD of the bound read-only dev to fd; else by
- * a LOOP_CONFIGURE of it with LO_FLAGS_PARTSCAN, which waits for its turn
- * and then finds the device bound (EBUSY). Returns once each is about to
- * ask.
+ * A herd: a process of threads, each about to take a scan turn by a
+ * LOOP_CHANGE_FD of the bound read-only dev to fd (which waits for the turn
+ * before anything else), all let go at once, so that the turns are taken
+ * faster than they pass however slow the machine. It counts the changes
+ * refused for a turn too far away (EAGAIN), and dies with its parent.
  */
-static void fork_scanners(pid_t *pids, int n, int dev, int fd, bool change_fd)
+struct herd {
+	int dev, fd;
+	int ready[2], go[2], ask[2], report[2];
+	atomic_int refused;
+	pid_t pid;
+};
+
+static void *herd_member(void *arg)
 {
-	struct loop_config config = {
-		.fd = fd,
-		.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_PARTSCAN,
-	};
-	int i, ready[2];
+	struct herd *h = arg;
 	char c;
 
-	CHILD_CHECK(pipe2(ready, O_CLOEXEC) == 0);
-	for (i = 0; i < n; i++) {
-		pids[i] = fork();
-		CHILD_CHECK(pids[i] >= 0);
-		if (pids[i] == 0) {
-			CHILD_CHECK(write(ready[1], "r", 1) == 1);
-			if (change_fd)
-				_exit(ioctl(dev, LOOP_CHANGE_FD, fd) ? 1 : 0);
-			_exit(!ioctl(dev, LOOP_CONFIGURE, &config) || errno != EBUSY);
-		}
-	}
-	for (i = 0; i < n; i++)
-		CHILD_CHECK(read(ready[0], &c, 1) == 1);
-	close(ready[0]);
-	close(ready[1]);
+	if (read(h->go[0], &c, 1) == 1 && ioctl(h->dev, LOOP_CHANGE_FD, h->fd) &&
+	    errno == EAGAIN)
+		atomic_fetch_add(&h->refused, 1);
+	return NULL;
 }
 
-#define CHANGERS 100
-#define QUEUERS 1000
+/* Starts a herd of n, ready to go (herd_go()). */
+static void herd_start(struct herd *h, int n, int dev, int fd)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int i, refused;
+	char c;
+
+	h->dev = dev;
+	h->fd = fd;
+	atomic_init(&h->refused, 0);
+	CHILD_CHECK(!pipe2(h->ready, O_CLOEXEC) && !pipe2(h->go, O_CLOEXEC) &&
+		    !pipe2(h->ask, O_CLOEXEC) && !pipe2(h->report, O_CLOEXEC));
+	h->pid = fork();
+	CHILD_CHECK(h->pid >= 0);
+	if (h->pid == 0) {
+		CHILD_CHECK(!prctl(PR_SET_PDEATHSIG, SIGKILL));
+		CHILD_CHECK(!pthread_attr_init(&attr) &&
+			    !pthread_attr_setstacksize(&attr, 64 << 10) &&
+			    !pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
+		for (i = 0; i < n; i++)
+			CHILD_CHECK(!pthread_create(&t, &attr, herd_member, h));
+		CHILD_CHECK(write(h->ready[1], "r", 1) == 1);
+		CHILD_CHECK(read(h->ask[0], &c, 1) == 1);
+		refused = atomic_load(&h->refused);
+		CHILD_CHECK(write(h->report[1], &refused, sizeof(refused)) == sizeof(refused));
+		for (;;)
+			pause();
+	}
+	CHILD_CHECK(read(h->ready[0], &c, 1) == 1);
+	for (i = 0; i < n; i++)
+		CHILD_CHECK(write(h->go[1], "g", 1) == 1);
+}
+
+/* How many of the herd's changes were refused so far. */
+static int herd_refused(struct herd *h)
+{
+	int refused;
+
+	CHILD_CHECK(write(h->ask[1], "a", 1) == 1);
+	CHILD_CHECK(read(h->report[0], &refused, sizeof(refused)) == sizeof(refused));
+	return refused;
+}
+
+/* Kills the herd; the turns it took stay taken. */
+static void herd_kill(struct herd *h)
+{
+	kill(h->pid, SIGKILL);
+	CHILD_CHECK(waitpid(h->pid, NULL, 0) == h->pid);
+	close(h->ready[0]);
+	close(h->ready[1]);
+	close(h->go[0]);
+	close(h->go[1]);
+	close(h->ask[0]);
+	close(h->ask[1]);
+	close(h->report[0]);
+	close(h->report[1]);
+}
+
+FIXTURE(scans) {};
+FIXTURE_SETUP(scans) {}
+FIXTURE_TEARDOWN(scans) {}
 
 /*
  * A container's scan turn can lie seconds ahead: it takes as many tasks
  * waiting for theirs. The wait holds nothing others wait for: an exclusive
  * opener waits for a claim uninterruptibly, so a LOOP_CONFIGURE with
  * LO_FLAGS_PARTSCAN waits for its turn before it claims the device (and
- * then finds it claimed: EBUSY); before, it waited holding the claim. And
- * a turn more than 10 s away is not waited for (EAGAIN).
+ * then finds it claimed: EBUSY); before, it waited holding the claim. A
+ * turn more than 10 s away is not waited for (EAGAIN), and turns taken stay
+ * taken when their tasks are killed, until their time has passed.
  */
 static int scan_wait_unclaimed(void *arg)
 {
@@ -2410,11 +2465,10 @@ static int scan_wait_unclaimed(void *arg)
 	struct loop_config config = {
 		.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_PARTSCAN,
 	};
-	static pid_t changers[CHANGERS], queuers[QUEUERS];
-	pid_t configurer, prober;
+	int ctl, dev, dev1, fd, excl, i, refused;
+	static struct herd herd;
 	struct timespec t0;
-	int ctl, dev, dev1, fd, excl, i, n, status = 0;
-	bool refused = false;
+	pid_t configurer;
 	long ms;
 
 	CHILD_CHECK(!nsdev_become_userns_root());
@@ -2427,14 +2481,8 @@ static int scan_wait_unclaimed(void *arg)
 	for (i = 0; i < 16; i++)
 		CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
 
-	/*
-	 * The rescans of LOOP_CHANGE_FD put the container's turn ahead, as
-	 * far as they come faster than their turns; bound devices asked to
-	 * scan again make sure of 2 s more.
-	 */
-	fork_scanners(changers, CHANGERS, dev, fd, true);
-	sleep(4);
-	fork_scanners(queuers, 40, dev, fd, false);
+	/* 100 turns: 5 s ahead. */
+	herd_start(&herd, 100, dev, fd);
 	usleep(500000);
 	configurer = fork();
 	CHILD_CHECK(configurer >= 0);
@@ -2454,47 +2502,31 @@ static int scan_wait_unclaimed(void *arg)
 	CHILD_CHECK(excl >= 0 && ms < 1000);
 	CHILD_CHECK(nsdev_wait(configurer) == 0);
 	close(excl);
-	for (i = 0; i < 40; i++)
-		CHILD_CHECK(nsdev_wait(queuers[i]) == 0);
+	herd_kill(&herd);
 
-	/*
-	 * Turns more than 10 s away are not queued for: a hundred more turns
-	 * at a time, until one asked for right after them is refused. One
-	 * that would wait instead is killed after a second.
-	 */
-	config.fd = fd;
-	for (n = 0; n < QUEUERS && !refused; n += 100) {
-		fork_scanners(queuers + n, 100, dev, fd, false);
-		prober = fork();
-		CHILD_CHECK(prober >= 0);
-		if (prober == 0)
-			_exit(ioctl(dev, LOOP_CONFIGURE, &config) && errno == EAGAIN ? 0 : 1);
-		for (i = 0; i < 100 && waitpid(prober, &status, WNOHANG) == 0; i++)
-			usleep(10000);
-		if (i == 100) {
-			kill(prober, SIGKILL);
-			CHILD_CHECK(waitpid(prober, &status, 0) == prober);
-		}
-		refused = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	}
-	fprintf(stderr, "# refused after %d more scans waiting\n", n);
-	CHILD_CHECK(refused);
-	for (i = 0; i < n; i++)
-		kill(queuers[i], SIGKILL);
-	for (i = 0; i < n; i++)
-		CHILD_CHECK(waitpid(queuers[i], NULL, 0) == queuers[i]);
-	for (i = 0; i < CHANGERS; i++)
-		CHILD_CHECK(nsdev_wait(changers[i]) == 0);
+	/* 300 more: more than 10 s ahead, the last ones refused. */
+	herd_start(&herd, 300, dev, fd);
+	sleep(2);
+	refused = herd_refused(&herd);
+	fprintf(stderr, "# of 300 more scans, %d refused\n", refused);
+	CHILD_CHECK(refused > 0);
+	herd_kill(&herd);
+	/* Their turns pass; then one is served at once. */
+	sleep(11);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
+	ms = ms_since(&t0);
+	fprintf(stderr, "# a rescan 11 s later: %ld ms\n", ms);
+	CHILD_CHECK(ms < 1000);
 	close(fd);
 	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
 	close(dev);
-	/* The user's last devices go, and its turns with them. */
 	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 0) == 0);
 	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 1) == 0);
 	return 0;
 }
 
-TEST(scan_wait_holds_no_claim)
+TEST_F_TIMEOUT(scans, scan_wait_holds_no_claim, 120)
 {
 	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scanwait", scan_wait_unclaimed, false));
 }
