@@ -2353,12 +2353,150 @@ TEST(rescans_paced_in_root_made_namespace)
 	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", root_made_rescans, false));
 }
 
+
 static long ms_since(const struct timespec *t0)
 {
 	struct timespec t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Rescans dev n times (LOOP_CHANGE_FD to fd); returns how long that took, in ms. */
+static long rescans_ms(int dev, int fd, int n)
+{
+	struct timespec t0;
+	int i;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < n; i++)
+		CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
+	return ms_since(&t0);
+}
+
+/*
+ * Removing a container's last device and adding one gives no new burst:
+ * its turns outlive its devices until their time has passed.
+ */
+static int readd_rescans(void *arg)
+{
+	const char *dir = arg;
+	int ctl, dev, fd;
+	long ms;
+
+	CHILD_CHECK(!nsdev_become_userns_root());
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0 && ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	dev = bound_partscan_dev(dir, &fd);
+	CHILD_CHECK(dev >= 0);
+	rescans_ms(dev, fd, 32);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	close(fd);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_REMOVE, 0) == 0);
+	CHILD_CHECK(ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	dev = bound_partscan_dev(dir, &fd);
+	CHILD_CHECK(dev >= 0);
+	ms = rescans_ms(dev, fd, 32);
+	fprintf(stderr, "# 32 rescans after the device was removed and added again: %ld ms\n", ms);
+	CHILD_CHECK(ms >= 32 * 50 * 9 / 10);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	close(dev);
+	close(fd);
+	return 0;
+}
+
+TEST(rescans_paced_across_removal)
+{
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", readd_rescans, false));
+}
+
+/*
+ * In a container whose namespace root made, with more than one user, a
+ * user other than root makes a namespace of its own: its scans are paced
+ * with the container's, not apart. Both rescan 48 times at once: 96 turns
+ * after a burst of 16 take at least 4 s (apart: about 1.6 s each, side by
+ * side).
+ */
+static int container_rescans(const char *dir)
+{
+	char sub[PATH_MAX], c;
+	int ctl, dev, fd, go[2];
+	struct timespec t0;
+	pid_t pid;
+	long ms;
+
+	ctl = private_instance(dir);
+	CHILD_CHECK(ctl >= 0 && ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+	dev = bound_partscan_dev(dir, &fd);
+	CHILD_CHECK(dev >= 0);
+	snprintf(sub, sizeof(sub), "%s/user", dir);
+	CHILD_CHECK(!mkdir(sub, 0777) && !chmod(sub, 0777));
+	CHILD_CHECK(!pipe2(go, O_CLOEXEC));
+	pid = fork();
+	CHILD_CHECK(pid >= 0);
+	if (pid == 0) {
+		close(dev);
+		close(fd);
+		CHILD_CHECK(!setgroups(0, NULL) && !setresgid(1000, 1000, 1000) &&
+			    !setresuid(1000, 1000, 1000));
+		/* Its own /proc/self/uid_map, which the uid change took from it. */
+		CHILD_CHECK(!prctl(PR_SET_DUMPABLE, 1));
+		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/setgroups", "deny"));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/uid_map", "0 1000 1"));
+		CHILD_CHECK(!nsdev_write_file("/proc/self/gid_map", "0 1000 1"));
+		ctl = private_instance(sub);
+		CHILD_CHECK(ctl >= 0 && ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
+		dev = bound_partscan_dev(sub, &fd);
+		CHILD_CHECK(dev >= 0);
+		CHILD_CHECK(read(go[0], &c, 1) == 1);
+		rescans_ms(dev, fd, 48);
+		CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+		_exit(0);
+	}
+	close(go[0]);
+	/* Its devices made, with whatever turns that took, both go. */
+	sleep(2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHILD_CHECK(write(go[1], "g", 1) == 1);
+	rescans_ms(dev, fd, 48);
+	CHILD_CHECK(nsdev_wait(pid) == 0);
+	ms = ms_since(&t0);
+	fprintf(stderr, "# 2 x 48 rescans in a container and a user's namespace in it: %ld ms\n", ms);
+	CHILD_CHECK(ms >= (96 - 16) * 50 * 9 / 10);
+	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
+	return 0;
+}
+
+/* Host root makes the container's namespace, mapping its root and uid 1000. */
+static int nested_user_rescans(void *arg)
+{
+	char path[64], c;
+	int made[2], mapped[2];
+	pid_t pid;
+
+	CHILD_CHECK(!pipe2(made, O_CLOEXEC) && !pipe2(mapped, O_CLOEXEC));
+	pid = fork();
+	CHILD_CHECK(pid >= 0);
+	if (pid == 0) {
+		CHILD_CHECK(!unshare(CLONE_NEWUSER | CLONE_NEWNS));
+		CHILD_CHECK(write(made[1], "m", 1) == 1);
+		CHILD_CHECK(read(mapped[0], &c, 1) == 1);
+		_exit(container_rescans(arg));
+	}
+	CHILD_CHECK(read(made[0], &c, 1) == 1);
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", pid);
+	CHILD_CHECK(!nsdev_write_file(path, "0 0 1\n1000 1000 1"));
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", pid);
+	CHILD_CHECK(!nsdev_write_file(path, "0 0 1\n1000 1000 1"));
+	CHILD_CHECK(write(mapped[1], "m", 1) == 1);
+	return nsdev_wait(pid);
+}
+
+TEST(rescans_paced_with_nested_user_namespaces)
+{
+	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", nested_user_rescans, false));
 }
 
 /*
