@@ -182,6 +182,7 @@ enum ScanKey {
     Ns(usize),
 }
 
+/// `ns`'s key; None for the initial namespace.
 fn scan_key(ns: &UserNs) -> Option<ScanKey> {
     let outermost = ns.lineage().last()?;
     match ns.owners().last() {
@@ -214,8 +215,7 @@ impl DeviceSlot {
         }
         // One host user's containers share a bound: else each new user
         // namespace it makes would bring `max_devices_per_userns` more.
-        let user = container_user(ns);
-        let user_node = match user {
+        let user_node = match container_user(ns) {
             Some(uid)
                 if counts.per_user.get(&uid).copied().unwrap_or(0)
                     >= sys::max_devices_per_user() =>
@@ -318,8 +318,7 @@ impl Drop for DeviceSlot {
             for key in self.ns.lineage() {
                 uncount(&mut counts.per_ns, key);
             }
-            let user = container_user(&self.ns);
-            if let Some(uid) = user {
+            if let Some(uid) = container_user(&self.ns) {
                 uncount(&mut counts.per_user, uid);
             }
             // A key's pacing goes once it has neither devices nor turns
@@ -1153,8 +1152,8 @@ impl Device {
     /// `loop_set_status()`.
     fn set_status(&self, disk: Disk<'_>, info: &LoopInfo64) -> Result {
         // Only setting the flag scans (it cannot be cleared).
-        let scans = self.io.lock().flags & LO_FLAGS_PARTSCAN == 0;
-        self.scan_turn_if(scans && info.lo_flags & LO_FLAGS_PARTSCAN != 0)?;
+        let unset = self.io.lock().flags & LO_FLAGS_PARTSCAN == 0;
+        self.scan_turn_if(unset && info.lo_flags & LO_FLAGS_PARTSCAN != 0)?;
         let partscan = {
             let mut state = self.state.lock()?;
             let binding = state.binding()?;

@@ -2299,10 +2299,9 @@ static int bound_partscan_dev(const char *dir, int *fd)
 
 static int change_fd_rescans(const char *dir)
 {
-	struct timespec t0, t1;
 	char path[PATH_MAX];
 	struct stat st;
-	long ms;
+	long t0, ms;
 	int ctl, dev, fd, i;
 
 	ctl = private_instance(dir);
@@ -2311,13 +2310,12 @@ static int change_fd_rescans(const char *dir)
 	dev = bound_partscan_dev(dir, &fd);
 	CHILD_CHECK(dev >= 0);
 	snprintf(path, sizeof(path), "%s/lfs/loop0p1", dir);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_ms();
 	for (i = 0; i < SCANS; i++) {
 		CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
 		CHILD_CHECK(!stat(path, &st));
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	ms = now_ms() - t0;
 	fprintf(stderr, "# %d rescans in %ld ms\n", SCANS, ms);
 	CHILD_CHECK(ms >= (SCANS - 16) * 50 * 9 / 10);
 	close(fd);
@@ -2353,25 +2351,15 @@ TEST(rescans_paced_in_root_made_namespace)
 	EXPECT_EQ(0, run_in_scratch_dir("loopfs_scans", root_made_rescans, false));
 }
 
-
-static long ms_since(const struct timespec *t0)
-{
-	struct timespec t1;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 /* Rescans dev n times (LOOP_CHANGE_FD to fd); returns how long that took, in ms. */
 static long rescans_ms(int dev, int fd, int n)
 {
-	struct timespec t0;
+	long t0 = now_ms();
 	int i;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (i = 0; i < n; i++)
 		CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
-	return ms_since(&t0);
+	return now_ms() - t0;
 }
 
 /*
@@ -2385,9 +2373,8 @@ static int container_rescans(const char *dir)
 {
 	char sub[PATH_MAX], c;
 	int ctl, dev, fd, go[2];
-	struct timespec t0;
 	pid_t pid;
-	long ms;
+	long t0, ms;
 
 	ctl = private_instance(dir);
 	CHILD_CHECK(ctl >= 0 && ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
@@ -2421,11 +2408,11 @@ static int container_rescans(const char *dir)
 	close(go[0]);
 	/* Its devices made, with whatever turns that took, both go. */
 	sleep(2);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_ms();
 	CHILD_CHECK(write(go[1], "g", 1) == 1);
 	rescans_ms(dev, fd, 48);
 	CHILD_CHECK(nsdev_wait(pid) == 0);
-	ms = ms_since(&t0);
+	ms = now_ms() - t0;
 	fprintf(stderr, "# 2 x 48 rescans in a container and a user's namespace in it: %ld ms\n", ms);
 	CHILD_CHECK(ms >= (96 - 16) * 50 * 9 / 10);
 	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
@@ -2557,14 +2544,13 @@ static int readd_rescans(void *arg)
 {
 	const char *dir = arg;
 	static struct herd herd;
-	struct timespec t0;
 	int ctl, dev, fd;
-	long ms;
+	long t0, ms;
 
 	CHILD_CHECK(!nsdev_become_userns_root());
 	ctl = private_instance(dir);
 	CHILD_CHECK(ctl >= 0 && ioctl(ctl, LOOP_CTL_ADD, 0) == 0);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_ms();
 	dev = bound_partscan_dev(dir, &fd);
 	CHILD_CHECK(dev >= 0);
 	herd_start(&herd, 40, dev, fd);
@@ -2578,7 +2564,7 @@ static int readd_rescans(void *arg)
 	dev = bound_partscan_dev(dir, &fd);
 	CHILD_CHECK(dev >= 0);
 	rescans_ms(dev, fd, 16);
-	ms = ms_since(&t0);
+	ms = now_ms() - t0;
 	fprintf(stderr, "# 40 turns, removal, new device, its bind and 16 rescans: %ld ms\n", ms);
 	CHILD_CHECK(ms >= (58 - 16) * 50 * 9 / 10);
 	CHILD_CHECK(ioctl(dev, LOOP_CLR_FD) == 0);
@@ -2614,9 +2600,8 @@ static int scan_wait_unclaimed(void *arg)
 	};
 	int ctl, dev, dev1, fd, excl, i, refused;
 	static struct herd herd;
-	struct timespec t0;
 	pid_t configurer;
-	long ms;
+	long t0, ms;
 
 	CHILD_CHECK(!nsdev_become_userns_root());
 	ctl = private_instance(dir);
@@ -2642,9 +2627,9 @@ static int scan_wait_unclaimed(void *arg)
 	}
 	usleep(500000);
 	snprintf(path, sizeof(path), "%s/lfs/loop1", dir);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_ms();
 	excl = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
-	ms = ms_since(&t0);
+	ms = now_ms() - t0;
 	fprintf(stderr, "# exclusive open beside a configuration waiting to scan: %ld ms\n", ms);
 	CHILD_CHECK(excl >= 0 && ms < 1000);
 	CHILD_CHECK(nsdev_wait(configurer) == 0);
@@ -2660,9 +2645,9 @@ static int scan_wait_unclaimed(void *arg)
 	herd_kill(&herd);
 	/* Their turns pass; then one is served at once. */
 	sleep(11);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = now_ms();
 	CHILD_CHECK(ioctl(dev, LOOP_CHANGE_FD, fd) == 0);
-	ms = ms_since(&t0);
+	ms = now_ms() - t0;
 	fprintf(stderr, "# a rescan 11 s later: %ld ms\n", ms);
 	CHILD_CHECK(ms < 1000);
 	close(fd);
